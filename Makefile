@@ -1,0 +1,57 @@
+# hylac: `make demo` runs the shipped models, `make test` runs the test suite.
+# Each target sets up what it needs on a fresh machine (.venv, Python packages, Debian packages as root).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test bench corpus train train-tts latents ship ship-tts lint clean system-base system-bench system-corpus
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[eval,dev,corpus]'
+	touch $(STAMP)
+
+system-base:
+	scripts/setup_system.sh base
+system-bench:
+	scripts/setup_system.sh bench
+system-corpus:
+	scripts/setup_system.sh corpus
+
+test: $(STAMP) system-base
+	$(PY) -m pytest
+
+demo: $(STAMP) system-base
+	$(PY) scripts/demo.py --out out
+
+corpus: $(STAMP) system-corpus
+	$(PY) scripts/build_corpus.py --out data/corpus --hours 10 --workers 2
+
+train: $(STAMP)
+	$(PY) -m codec train --config configs/tiny.yaml --resume
+
+ship: $(STAMP)
+	$(PY) -m codec export runs/hylac-tiny/checkpoints/$$(cat runs/hylac-tiny/checkpoints/latest) codec/pretrained/hylac-tiny
+
+latents: $(STAMP)
+	$(PY) -m codec encode-manifest data/corpus/manifest.jsonl --out data/latents --model hylac-tiny
+
+train-tts: $(STAMP)
+	$(PY) -m tts train --config configs/tts_tiny.yaml --resume
+
+ship-tts: $(STAMP)
+	$(PY) -m tts export runs/tts-tiny/checkpoints/$$(cat runs/tts-tiny/checkpoints/latest) tts/pretrained/hylac-tts-tiny
+
+bench: $(STAMP) system-bench
+	$(PY) benchmarks/codec_quality.py --out benchmarks/results
+	$(PY) benchmarks/codec_speed.py --out benchmarks/results
+	$(PY) benchmarks/tts_eval.py --out benchmarks/results
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check codec tts tests benchmarks scripts
+
+clean:
+	rm -rf out .pytest_cache

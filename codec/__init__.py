@@ -1,0 +1,57 @@
+"""hylac codec: a streaming 12.5 Hz hybrid semantic + acoustic speech codec.
+
+Public API (``tts`` and user code import only these names)::
+
+    model = codec.load("hylac-tiny")               # or a folder with config.json + model.safetensors
+    latents = model.encode(wav, sample_rate)         # Latents: .semantic [B, T], .acoustic_codes [B, T, 36]
+    audio = model.decode(latents)                    # [B, 1, num_samples] at 24 kHz
+    with model.streaming(batch_size=1):              # chunk by chunk, 1920-sample multiples
+        frames = model.encode_chunk(chunk); out = model.decode_chunk(frames)
+"""
+
+from .config import CodecConfig
+from .latent_file import LatentFileError, LatentFileInfo, load_latents, save_latents
+from .latents import (
+    FRAME_RATE,
+    FRAME_SIZE,
+    SAMPLE_RATE,
+    Latents,
+    fsq_codes_to_values,
+    fsq_values_to_codes,
+    num_frames,
+    snap_to_grid,
+)
+from .model import CodecOutput, HybridCodec, available_models, load
+from .phonemes import LANGUAGES, PHONEME_VOCAB, phoneme_ids, phonemize, phonemize_many
+from .trainer import StepRunner, Trainer, TrainerConfig, TrainingTask, TrainResult, run_training
+
+__all__ = [
+    "FRAME_RATE",
+    "FRAME_SIZE",
+    "LANGUAGES",
+    "PHONEME_VOCAB",
+    "SAMPLE_RATE",
+    "CodecConfig",
+    "CodecOutput",
+    "HybridCodec",
+    "LatentFileError",
+    "LatentFileInfo",
+    "Latents",
+    "StepRunner",
+    "TrainResult",
+    "Trainer",
+    "TrainerConfig",
+    "TrainingTask",
+    "available_models",
+    "fsq_codes_to_values",
+    "fsq_values_to_codes",
+    "load",
+    "load_latents",
+    "num_frames",
+    "phoneme_ids",
+    "phonemize",
+    "phonemize_many",
+    "run_training",
+    "save_latents",
+    "snap_to_grid",
+]

@@ -1,0 +1,147 @@
+"""Configuration of the codec model (architecture only; losses and training live elsewhere)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .latents import FRAME_SIZE, SAMPLE_RATE, bits_per_frame
+
+
+@dataclass
+class CodecConfig:
+    """Architecture of a :class:`~codec.model.HybridCodec`.
+
+    The encoder cuts 24 kHz audio into ``patch_size``-sample patches (100 Hz), then runs
+    ``len(encoder_strides)`` stages of [transformer layers with sliding-window attention,
+    causal strided conv]; the decoder mirrors it. ``patch_size * prod(encoder_strides)``
+    must equal the 1920-sample frame.
+    """
+
+    name: str = "hylac"
+    sample_rate: int = SAMPLE_RATE
+    patch_size: int = 240
+    dim: int = 256
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    encoder_layers: tuple[int, ...] = (2, 2, 2, 2)
+    encoder_windows: tuple[int, ...] = (16, 8, 4, 2)
+    encoder_strides: tuple[int, ...] = (2, 2, 2, 1)
+    decoder_layers: tuple[int, ...] = (2, 2, 2, 2)
+    decoder_windows: tuple[int, ...] = (2, 4, 8, 16)
+    decoder_strides: tuple[int, ...] = (1, 2, 2, 2)
+    layer_scale: float = 0.1
+    # Semantic stream: one VQ codebook, looked up in a low-dim l2-normalised space
+    # (factorised codes keep far more of a large codebook in use than a 256-d lookup).
+    semantic_dim: int = 256
+    semantic_codebook_size: int = 8192
+    semantic_lookup_dim: int = 16
+    # Dead-code restart: a code whose usage EMA falls below this share of the mean usage
+    # is moved onto a random encoder output of the current batch.
+    dead_code_threshold: float = 0.02
+    usage_decay: float = 0.99
+    # Acoustic stream: tanh then FSQ, uniform levels per dimension.
+    acoustic_dim: int = 36
+    acoustic_levels: int = 21
+    # Training-time quantization schedule (per batch item).
+    semantic_vq_prob: float = 0.5
+    acoustic_quantize_prob: float = 0.5
+    acoustic_dither_prob: float = 0.25
+    # Offline encode/decode runs the streaming path chunk by chunk: bounded memory on long inputs.
+    offline_chunk_frames: int = 250
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("encoder_layers", "encoder_windows", "encoder_strides", "decoder_layers",
+                     "decoder_windows", "decoder_strides"):
+            setattr(self, name, tuple(int(v) for v in getattr(self, name)))
+        n_enc = len(self.encoder_strides)
+        if not (len(self.encoder_layers) == len(self.encoder_windows) == n_enc):
+            raise ValueError("encoder_layers, encoder_windows and encoder_strides must have the same length")
+        n_dec = len(self.decoder_strides)
+        if not (len(self.decoder_layers) == len(self.decoder_windows) == n_dec):
+            raise ValueError("decoder_layers, decoder_windows and decoder_strides must have the same length")
+        if self.patch_size * math.prod(self.encoder_strides) != FRAME_SIZE:
+            raise ValueError(
+                f"patch_size * prod(encoder_strides) = {self.patch_size * math.prod(self.encoder_strides)}, "
+                f"must be the {FRAME_SIZE}-sample frame"
+            )
+        if math.prod(self.decoder_strides) != math.prod(self.encoder_strides):
+            raise ValueError("decoder_strides must upsample by the same factor as encoder_strides downsample")
+        if self.sample_rate != SAMPLE_RATE:
+            raise ValueError(f"sample_rate must be {SAMPLE_RATE}")
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim={self.dim} is not divisible by num_heads={self.num_heads}")
+        if self.acoustic_levels < 2 or self.semantic_codebook_size < 2:
+            raise ValueError("acoustic_levels and semantic_codebook_size must be >= 2")
+        probs = (self.semantic_vq_prob, self.acoustic_quantize_prob, self.acoustic_dither_prob)
+        if any(not 0.0 <= p <= 1.0 for p in probs) or self.acoustic_quantize_prob + self.acoustic_dither_prob > 1.0:
+            raise ValueError("quantization schedule probabilities must be in [0, 1] and quantize + dither <= 1")
+        if self.offline_chunk_frames < 1:
+            raise ValueError("offline_chunk_frames must be >= 1")
+
+    @property
+    def frame_size(self) -> int:
+        return FRAME_SIZE
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second of the codes."""
+        bits = bits_per_frame(self.semantic_codebook_size, self.acoustic_dim, self.acoustic_levels)
+        return bits * self.sample_rate / FRAME_SIZE
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ValueError(f"unknown codec config key(s) {unknown}; valid keys: {sorted(valid)}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> CodecConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> CodecConfig:
+        """A very small configuration for tests (runs in milliseconds on a CPU)."""
+        base = dict(
+            name="hylac-test", dim=32, num_heads=2, encoder_layers=(1, 1, 1, 1),
+            decoder_layers=(1, 1, 1, 1), semantic_dim=16, semantic_lookup_dim=4,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def small(cls, **overrides: Any) -> CodecConfig:
+        """The CPU-trainable default (``hylac-tiny``): width 256, 2 layers per stage."""
+        base: dict[str, Any] = dict(name="hylac-tiny")
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def reference(cls, **overrides: Any) -> CodecConfig:
+        """The GPU-scale reference configuration (width 1024, 2 layers per stage)."""
+        base: dict[str, Any] = dict(name="hylac-base", dim=1024, num_heads=16)
+        base.update(overrides)
+        return cls(**base)

@@ -1,0 +1,141 @@
+"""Codec training objective and the single function that performs one training step.
+
+Both the trainer and the tests call :func:`codec_train_step`; nothing else computes
+codec losses, so there is exactly one definition of a training step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from audiotools import AudioSignal
+from audiotools.metrics.spectral import MelSpectrogramLoss, MultiScaleSTFTLoss
+from torch import Tensor, nn
+
+from .discriminator import discriminator_hinge_loss, feature_matching_loss, generator_adversarial_loss
+from .latents import SAMPLE_RATE
+from .model import CodecOutput
+
+
+@dataclass
+class LossConfig:
+    """Weights of every codec loss term (0 disables a term) and their settings.
+
+    ``waveform`` and ``stft`` decay with a half-life of ``reconstruction_half_life``
+    steps: they help early on and would otherwise fight the perceptual mel/GAN terms.
+    The discriminator starts training at ``adversarial_start`` steps.
+    """
+
+    mel: float = 15.0
+    mel_windows: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
+    mel_bins: tuple[int, ...] = (5, 10, 20, 40, 80, 160, 320)
+    waveform: float = 1.0
+    stft: float = 1.0
+    stft_windows: tuple[int, ...] = (2048, 512)
+    reconstruction_half_life: float = 5000.0
+    adversarial: float = 1.0
+    feature_matching: float = 2.0
+    adversarial_start: int = 0
+    commitment: float = 0.1
+    codebook: float = 1.0
+    distill: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.mel_windows = tuple(int(w) for w in self.mel_windows)
+        self.mel_bins = tuple(int(b) for b in self.mel_bins)
+        self.stft_windows = tuple(int(w) for w in self.stft_windows)
+        if len(self.mel_windows) != len(self.mel_bins):
+            raise ValueError("mel_windows and mel_bins must have the same length")
+        if self.reconstruction_half_life <= 0:
+            raise ValueError("reconstruction_half_life must be > 0")
+
+
+class Optimize(Protocol):
+    """What the step needs from a trainer: back-propagate ``loss`` and step optimizer ``name``."""
+
+    def step(self, name: str, loss: Tensor) -> object: ...
+
+
+class ReconstructionLoss(nn.Module):
+    """Multi-scale mel L1 (log mel, DAC-style) and multi-scale STFT L1 between two ``[B, 1, N]`` signals."""
+
+    def __init__(self, cfg: LossConfig) -> None:
+        super().__init__()
+        self.mel = MelSpectrogramLoss(n_mels=list(cfg.mel_bins), window_lengths=list(cfg.mel_windows),
+                                      mag_weight=0.0, pow=1.0, clamp_eps=1e-5,
+                                      mel_fmin=[0.0] * len(cfg.mel_bins), mel_fmax=[None] * len(cfg.mel_bins))
+        self.stft = MultiScaleSTFTLoss(window_lengths=list(cfg.stft_windows))
+
+    def forward(self, estimate: Tensor, reference: Tensor, with_stft: bool = True) -> tuple[Tensor, Tensor]:
+        x = AudioSignal(estimate.float(), SAMPLE_RATE)
+        y = AudioSignal(reference.float(), SAMPLE_RATE)
+        stft = self.stft(x, y) if with_stft else estimate.new_zeros(())
+        return self.mel(x, y), stft
+
+
+def codec_train_step(
+    model: nn.Module,
+    discriminator: nn.Module | None,
+    teacher: nn.Module | None,
+    recon_loss: ReconstructionLoss,
+    cfg: LossConfig,
+    batch,
+    step: int,
+    opt: Optimize,
+) -> dict[str, float]:
+    """One discriminator update then one generator update on ``batch``.
+
+    Args:
+        model: the :class:`~codec.model.HybridCodec` (possibly DDP-wrapped), in train mode.
+        discriminator: the discriminator (possibly DDP-wrapped), or ``None`` without GAN.
+        teacher: a module from :func:`codec.teachers.build_teacher` (called as
+            ``teacher(semantic, batch) -> loss``; possibly DDP-wrapped) or ``None``.
+        batch: an object with ``wav [B, 1, N]``, ``lengths [B]``, ``phonemes [B, L]`` and
+            ``phoneme_lengths [B]`` (N a multiple of 1920).
+        opt: performs backward + optimizer step for ``"disc"`` and ``"gen"``.
+
+    Returns:
+        Scalars to log (losses, VQ perplexity).
+    """
+    wav = batch.wav
+    out: CodecOutput = model(wav)
+    recon = out.audio
+    logs: dict[str, float] = {}
+    use_gan = discriminator is not None and cfg.adversarial > 0 and step >= cfg.adversarial_start
+
+    if use_gan:
+        d_loss = discriminator_hinge_loss(discriminator(wav), discriminator(recon.detach()))
+        opt.step("disc", d_loss)
+        logs["disc"] = float(d_loss)
+
+    decay = 0.5 ** (step / cfg.reconstruction_half_life)
+    mel, stft = recon_loss(recon, wav, with_stft=cfg.stft > 0)
+    total = cfg.mel * mel + cfg.stft * decay * stft
+    logs["mel"] = float(mel)
+    if cfg.waveform > 0:
+        wave = F.l1_loss(recon, wav)
+        total = total + cfg.waveform * decay * wave
+        logs["waveform"] = float(wave)
+    if use_gan:
+        fake = discriminator(recon)
+        with torch.no_grad():
+            real = discriminator(wav)
+        adv = generator_adversarial_loss(fake)
+        fm = feature_matching_loss(real, fake)
+        total = total + cfg.adversarial * adv + cfg.feature_matching * fm
+        logs["adv"], logs["feat"] = float(adv), float(fm)
+    total = total + cfg.commitment * out.vq.commitment_loss + cfg.codebook * out.vq.codebook_loss
+    logs["commit"] = float(out.vq.commitment_loss)
+    logs["perplexity"] = float(out.vq.perplexity)
+    if teacher is not None and cfg.distill > 0:
+        distill = teacher(out.semantic, batch)
+        total = total + cfg.distill * distill
+        logs["distill"] = float(distill)
+    opt.step("gen", total)
+    logs["loss"] = float(total)
+    return logs
+
+

@@ -1,0 +1,351 @@
+"""The hybrid semantic + acoustic codec: causal patch-transformer encoder and decoder.
+
+Shapes: audio ``[B, 1, N]`` at 24 kHz; latent frames ``[B, T, D]`` at 12.5 Hz.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from .audio import prepare_waveform
+from .config import CodecConfig
+from .latents import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, Latents, fsq_codes_to_values, num_frames
+from .modules import CausalConv1d, Transformer, Upsample1d, set_streaming
+from .quantizers import FSQ, SemanticVQ, VQOutput
+
+
+class Encoder(nn.Module):
+    """``[B, 1, N]`` audio (N a multiple of 1920) -> ``[B, T, semantic_dim + acoustic_dim]`` at 12.5 Hz."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        self.patch = cfg.patch_size
+        self.inp = CausalConv1d(cfg.patch_size, cfg.dim, kernel_size=3)
+        self.stages = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        for layers, window, stride in zip(cfg.encoder_layers, cfg.encoder_windows, cfg.encoder_strides):
+            self.stages.append(Transformer(cfg.dim, cfg.num_heads, layers, window, cfg.mlp_ratio, cfg.layer_scale))
+            kernel = 2 * stride if stride > 1 else 3
+            self.downs.append(CausalConv1d(cfg.dim, cfg.dim, kernel, stride))
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.out = nn.Linear(cfg.dim, cfg.semantic_dim + cfg.acoustic_dim)
+
+    def forward(self, wav: Tensor) -> Tensor:
+        b, _, n = wav.shape
+        x = wav.reshape(b, n // self.patch, self.patch).transpose(1, 2)  # [B, 240, T100]
+        x = self.inp(x)
+        for stage, down in zip(self.stages, self.downs):
+            x = stage(x.transpose(1, 2)).transpose(1, 2)
+            x = down(x)
+        return self.out(self.norm(x.transpose(1, 2)))
+
+
+class Decoder(nn.Module):
+    """``[B, T, semantic_dim + acoustic_dim]`` at 12.5 Hz -> ``[B, 1, T * 1920]`` audio."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        self.inp = nn.Linear(cfg.semantic_dim + cfg.acoustic_dim, cfg.dim)
+        self.ups = nn.ModuleList()
+        self.stages = nn.ModuleList()
+        for layers, window, stride in zip(cfg.decoder_layers, cfg.decoder_windows, cfg.decoder_strides):
+            self.ups.append(Upsample1d(cfg.dim, cfg.dim, stride) if stride > 1 else CausalConv1d(cfg.dim, cfg.dim, 3))
+            self.stages.append(Transformer(cfg.dim, cfg.num_heads, layers, window, cfg.mlp_ratio, cfg.layer_scale))
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.out = nn.Linear(cfg.dim, cfg.patch_size)
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = self.inp(z).transpose(1, 2)  # [B, D, T]
+        for up, stage in zip(self.ups, self.stages):
+            x = up(x)
+            x = stage(x.transpose(1, 2)).transpose(1, 2)
+        patches = self.out(self.norm(x.transpose(1, 2)))  # [B, T100, 240]
+        return patches.reshape(patches.shape[0], 1, -1)
+
+
+@dataclass
+class CodecOutput:
+    """Result of a training forward pass (:meth:`HybridCodec.forward`).
+
+    Attributes:
+        audio: ``[B, 1, N]`` reconstruction, same length as the input.
+        semantic: ``[B, T, semantic_dim]`` the semantic vector fed to the decoder
+            (quantized for the items the schedule picked); teachers read it.
+        vq: the semantic quantizer's output (codes, losses, perplexity).
+        acoustic_codes: ``[B, T, acoustic_dim]`` int64 FSQ codes.
+    """
+
+    audio: Tensor
+    semantic: Tensor
+    vq: VQOutput
+    acoustic_codes: Tensor
+
+
+class HybridCodec(nn.Module):
+    """Streaming speech codec with one semantic VQ code and ``acoustic_dim`` FSQ codes per 80 ms frame.
+
+    Use :meth:`encode` / :meth:`decode` for whole signals and, inside
+    ``with model.streaming(batch_size):``, :meth:`encode_chunk` / :meth:`decode_chunk`
+    for chunks of whole frames. Both paths give the same results.
+    """
+
+    sample_rate: int = SAMPLE_RATE
+    frame_rate: float = FRAME_RATE
+    frame_size: int = FRAME_SIZE
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.semantic_vq = SemanticVQ(config.semantic_dim, config.semantic_codebook_size, config.semantic_lookup_dim,
+                                      config.dead_code_threshold, config.usage_decay)
+        self.fsq = FSQ(config.acoustic_levels)
+        self._stream_batch: int | None = None
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second of the codes (about 2140 for the default 8192 x 21^36 layout)."""
+        return self.config.bitrate
+
+    @property
+    def semantic_codebook_size(self) -> int:
+        return self.config.semantic_codebook_size
+
+    @property
+    def semantic_dim(self) -> int:
+        return self.config.semantic_dim
+
+    @property
+    def acoustic_dim(self) -> int:
+        return self.config.acoustic_dim
+
+    @property
+    def acoustic_levels(self) -> int:
+        return self.config.acoustic_levels
+
+    @property
+    def weights_hash(self) -> str:
+        """SHA-256 (hex) of the weights: identifies exactly which codec produced some codes."""
+        h = hashlib.sha256()
+        for key, value in sorted(self.state_dict().items()):
+            h.update(key.encode())
+            h.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    # ----------------------------------------------------------------- latents
+    def semantic_embedding(self, codes: Tensor) -> Tensor:
+        """Semantic codes ``[B, T]`` -> the ``[B, T, semantic_dim]`` vectors the decoder sees."""
+        return self.semantic_vq.embed(codes)
+
+    def _split(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return z[..., : self.config.semantic_dim], z[..., self.config.semantic_dim:]
+
+    def _quantize(self, z: Tensor, num_samples: int) -> Latents:
+        sem, ac = self._split(z)
+        return Latents(self.semantic_vq.encode(sem), self.fsq(ac).codes, num_samples, self.config.acoustic_levels)
+
+    def _decoder_input(self, latents: Latents) -> Tensor:
+        if latents.acoustic_codes.shape[-1] != self.config.acoustic_dim:
+            raise ValueError(f"latents have {latents.acoustic_codes.shape[-1]} acoustic dims, "
+                             f"this codec uses {self.config.acoustic_dim}")
+        if latents.acoustic_levels != self.config.acoustic_levels:
+            raise ValueError(f"latents use {latents.acoustic_levels} FSQ levels, this codec {self.config.acoustic_levels}")
+        codes = latents.acoustic_codes
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.config.acoustic_levels):
+            raise ValueError(f"acoustic codes must be in [0, {self.config.acoustic_levels})")
+        device = self.decoder.out.weight.device
+        sem = self.semantic_embedding(latents.semantic.to(device))
+        ac = fsq_codes_to_values(codes.to(device), self.config.acoustic_levels)
+        return torch.cat([sem, ac], dim=-1)
+
+    # ----------------------------------------------------------------- offline API
+    def _check_not_streaming(self, what: str) -> None:
+        if self._stream_batch is not None:
+            raise RuntimeError(f"{what}() called inside streaming(); use {what}_chunk() there")
+
+    @contextlib.contextmanager
+    def _chunked(self, module: nn.Module) -> Iterator[None]:
+        set_streaming(module, True)
+        try:
+            yield
+        finally:
+            set_streaming(module, False)
+
+    @torch.inference_mode()
+    def encode(self, wav: Tensor, sample_rate: int) -> Latents:
+        """Audio ``[N]``, ``[C, N]`` or ``[B, C, N]`` at any rate -> :class:`Latents` with ``ceil(N24k / 1920)`` frames.
+
+        Channels are down-mixed and the rate converted to 24 kHz first. Long inputs are
+        processed chunk by chunk through the streaming path, so memory stays bounded.
+        """
+        self._check_not_streaming("encode")
+        x = prepare_waveform(wav, sample_rate).to(self.decoder.out.weight.device)
+        n = x.shape[-1]
+        x = F.pad(x, (0, num_frames(n) * FRAME_SIZE - n))
+        step = self.config.offline_chunk_frames * FRAME_SIZE
+        with self._chunked(self.encoder):
+            z = torch.cat([self.encoder(x[..., i:i + step]) for i in range(0, x.shape[-1], step)], dim=1)
+        return self._quantize(z, n)
+
+    @torch.inference_mode()
+    def decode(self, latents: Latents) -> Tensor:
+        """:class:`Latents` -> ``[B, 1, latents.num_samples]`` audio at 24 kHz in [-1, 1]."""
+        self._check_not_streaming("decode")
+        if not isinstance(latents, Latents):
+            raise TypeError(f"decode() takes codec.Latents, got {type(latents).__name__}")
+        z = self._decoder_input(latents)
+        step = self.config.offline_chunk_frames
+        with self._chunked(self.decoder):
+            audio = torch.cat([self.decoder(z[:, i:i + step]) for i in range(0, z.shape[1], step)], dim=-1)
+        return audio[..., : latents.num_samples].clamp(-1.0, 1.0)
+
+    # ----------------------------------------------------------------- streaming API
+    @contextlib.contextmanager
+    def streaming(self, batch_size: int) -> Iterator[HybridCodec]:
+        """Carry encoder and decoder state across :meth:`encode_chunk` / :meth:`decode_chunk` calls."""
+        if self._stream_batch is not None:
+            raise RuntimeError("already streaming")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self._stream_batch = batch_size
+        set_streaming(self, True)
+        try:
+            yield self
+        finally:
+            set_streaming(self, False)
+            self._stream_batch = None
+
+    def _check_streaming(self, batch: int, what: str) -> None:
+        if self._stream_batch is None:
+            raise RuntimeError(f"{what}() needs `with model.streaming(batch_size):`")
+        if batch != self._stream_batch:
+            raise ValueError(f"{what}() got batch {batch}, streaming was set up for {self._stream_batch}")
+
+    @torch.inference_mode()
+    def encode_chunk(self, wav: Tensor) -> Latents:
+        """``[B, 1, n]`` (or ``[B, n]``) 24 kHz audio, ``n`` a multiple of 1920 -> ``n / 1920`` frames."""
+        if isinstance(wav, Tensor) and wav.dim() == 2:
+            wav = wav[:, None]
+        if not isinstance(wav, Tensor) or wav.dim() != 3 or wav.shape[1] != 1:
+            raise ValueError(f"encode_chunk() takes [B, 1, n] audio, got {getattr(wav, 'shape', type(wav))}")
+        if wav.shape[-1] == 0 or wav.shape[-1] % FRAME_SIZE:
+            raise ValueError(f"chunk of {wav.shape[-1]} samples is not a positive multiple of {FRAME_SIZE}")
+        self._check_streaming(wav.shape[0], "encode_chunk")
+        x = prepare_waveform(wav, SAMPLE_RATE).to(self.decoder.out.weight.device)
+        return self._quantize(self.encoder(x), x.shape[-1])
+
+    @torch.inference_mode()
+    def decode_chunk(self, latents: Latents) -> Tensor:
+        """``T`` frames -> ``[B, 1, T * 1920]`` audio continuing the previous chunks."""
+        self._check_streaming(latents.batch_size, "decode_chunk")
+        return self.decoder(self._decoder_input(latents)).clamp(-1.0, 1.0)
+
+    # ----------------------------------------------------------------- training
+    def forward(self, wav: Tensor) -> CodecOutput:
+        """Training pass: ``[B, 1, N]`` (N a multiple of 1920) -> reconstruction and quantizer outputs.
+
+        In training mode the quantization schedule of the config is sampled per item;
+        in eval mode everything is quantized, exactly as :meth:`encode` + :meth:`decode`.
+        """
+        if wav.shape[-1] % FRAME_SIZE:
+            raise ValueError(f"training input length {wav.shape[-1]} is not a multiple of {FRAME_SIZE}")
+        z = self.encoder(wav)
+        sem, ac = self._split(z)
+        b = wav.shape[0]
+        cfg = self.config
+        vq_mask = fsq_mode = None
+        if self.training:
+            vq_mask = torch.rand(b, device=wav.device) < cfg.semantic_vq_prob
+            r = torch.rand(b, device=wav.device)
+            fsq_mode = torch.full((b,), 2, device=wav.device, dtype=torch.long)
+            fsq_mode[r < cfg.acoustic_quantize_prob + cfg.acoustic_dither_prob] = 1
+            fsq_mode[r < cfg.acoustic_quantize_prob] = 0
+        vq = self.semantic_vq(sem, vq_mask)
+        fsq = self.fsq(ac, fsq_mode)
+        audio = self.decoder(torch.cat([vq.vector, fsq.values], dim=-1))
+        return CodecOutput(audio, vq.vector, vq, fsq.codes)
+
+    # ----------------------------------------------------------------- files
+    def save(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created), atomically per file."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+                 for k, v in self.state_dict().items()}
+        _atomic_write(folder / "model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+        _atomic_write(folder / "config.json", lambda p: self.config.save(p))
+        return folder
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu") -> HybridCodec:
+        folder = Path(folder)
+        for f in ("config.json", "model.safetensors"):
+            if not (folder / f).is_file():
+                raise FileNotFoundError(f"{folder}: not a codec folder (missing {f})")
+        model = cls(CodecConfig.from_json(folder / "config.json"))
+        try:
+            state = load_file(str(folder / "model.safetensors"))
+        except Exception as e:  # safetensors raises several types for damaged files
+            raise ValueError(f"{folder / 'model.safetensors'}: cannot read weights ({e})") from None
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        model.load_state_dict(state, strict=True)
+        return model.to(device).eval()
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+
+def available_models() -> list[str]:
+    """Names of the models shipped inside the package."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def load(name_or_path: str | Path = "hylac-tiny", device: str | torch.device = "cpu") -> HybridCodec:
+    """Load a codec in eval mode from a folder, a shipped model name, or a hub id (network permitting)."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return HybridCodec.from_folder(path, device)
+    name = str(name_or_path)
+    if (PRETRAINED_DIR / name).is_dir():
+        return HybridCodec.from_folder(PRETRAINED_DIR / name, device)
+    if "/" in name and not path.exists() and not name.startswith((".", "/")):
+        try:
+            from huggingface_hub import snapshot_download
+
+            local = snapshot_download(name, allow_patterns=["config.json", "model.safetensors", "README.md"])
+        except Exception as e:
+            raise FileNotFoundError(f"cannot fetch codec {name!r} from the hub ({type(e).__name__}: {e}); "
+                                    f"pass a local folder instead") from None
+        return HybridCodec.from_folder(local, device)
+    raise FileNotFoundError(f"no codec at {name!r}: not a folder with config.json + model.safetensors, and not a "
+                            f"shipped model (shipped: {', '.join(available_models()) or 'none'})")

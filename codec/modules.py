@@ -1,0 +1,184 @@
+"""Causal, streamable building blocks.
+
+Conventions: conv modules take ``[B, C, T]``, transformer modules ``[B, T, D]``.
+
+Every stateful block is a :class:`StreamingModule`: its forward takes a state and
+returns the next one. Outside streaming the state is fresh (zeros / empty) for each
+call, inside ``streaming()`` it is carried from chunk to chunk. There is one code path,
+so a chunked run equals an offline run by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class StreamingModule(nn.Module):
+    """A module whose output may depend on previous chunks through a state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._streaming = False
+        self._state: Any = None
+
+    def init_state(self, x: Tensor) -> Any:
+        """The state before any input (matches the zero left-padding of an offline call)."""
+        raise NotImplementedError
+
+    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        state = self._state if self._streaming else None
+        if state is None:
+            state = self.init_state(x)
+        y, state = self.step(x, state)
+        if self._streaming:
+            self._state = state
+        return y
+
+
+def set_streaming(module: nn.Module, enabled: bool) -> None:
+    """Turn streaming on (fresh states) or off for every streaming block in ``module``."""
+    for m in module.modules():
+        if isinstance(m, StreamingModule):
+            m._streaming = enabled
+            m._state = None
+
+
+class CausalConv1d(StreamingModule):
+    """Strided causal conv: output step ``j`` sees inputs up to the end of its own stride block.
+
+    ``[B, C_in, T] -> [B, C_out, T / stride]``; ``T`` must be a multiple of ``stride``.
+    The state is the last ``kernel - stride`` input steps.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> None:
+        super().__init__()
+        if kernel_size < stride:
+            raise ValueError("kernel_size must be >= stride")
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride)
+        self.context = kernel_size - stride
+        self.stride = stride
+
+    def init_state(self, x: Tensor) -> Tensor:
+        return x.new_zeros(x.shape[0], x.shape[1], self.context)
+
+    def step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        if x.shape[-1] % self.stride:
+            raise ValueError(f"input length {x.shape[-1]} is not a multiple of the stride {self.stride}")
+        x = torch.cat([state, x], dim=-1)
+        new_state = x[..., x.shape[-1] - self.context:]
+        return self.conv(x), new_state
+
+
+class Upsample1d(nn.Module):
+    """Transposed conv with kernel == stride: each input step expands to ``stride`` outputs.
+
+    Non-overlapping, hence stateless and causal. ``[B, C_in, T] -> [B, C_out, T * stride]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv = nn.ConvTranspose1d(in_channels, out_channels, stride, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class LocalSelfAttention(StreamingModule):
+    """Causal multi-head self-attention over a sliding window of ``window`` steps (self included).
+
+    Positions enter only through a learned bias per head and distance, so the block needs
+    no absolute time index and streams over inputs of any length. Attention is computed
+    in blocks of ``window`` queries against the previous ``window`` keys plus their own,
+    which keeps memory linear in the sequence length. ``[B, T, D] -> [B, T, D]``.
+    The state is the keys and values of the last ``window`` steps and how many are real.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.window = window
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.out = nn.Linear(dim, dim, bias=False)
+        self.rel_bias = nn.Parameter(torch.zeros(num_heads, window))
+        w = window
+        # distance d = (w + i) - j between query i of a block and key j of [previous block, block]
+        dist = w + torch.arange(w)[:, None] - torch.arange(2 * w)[None, :]
+        self.register_buffer("_dist", dist.clamp(0, w - 1), persistent=False)
+        self.register_buffer("_allowed", (dist >= 0) & (dist < w), persistent=False)
+
+    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor, int]:
+        shape = (x.shape[0], self.num_heads, self.window, self.head_dim)
+        return x.new_zeros(shape), x.new_zeros(shape), 0
+
+    def step(self, x: Tensor, state: tuple[Tensor, Tensor, int]) -> tuple[Tensor, tuple[Tensor, Tensor, int]]:
+        cache_k, cache_v, valid = state
+        b, t, d = x.shape
+        w = self.window
+        q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        all_k = torch.cat([cache_k, k], dim=2)  # [B, H, w + T, hd]
+        all_v = torch.cat([cache_v, v], dim=2)
+        new_state = (all_k[:, :, -w:], all_v[:, :, -w:], min(w, valid + t))
+
+        pad = (-t) % w
+        if pad:
+            # Padded steps come after every real query, so causality already hides them.
+            q = F.pad(q, (0, 0, 0, pad))
+            all_k = F.pad(all_k, (0, 0, 0, pad))
+            all_v = F.pad(all_v, (0, 0, 0, pad))
+        nb = (t + pad) // w
+        qb = q.reshape(b, self.num_heads, nb, w, self.head_dim)
+        kb = all_k.unfold(2, 2 * w, w).transpose(-1, -2)  # [B, H, nb, 2w, hd]
+        vb = all_v.unfold(2, 2 * w, w).transpose(-1, -2)
+
+        bias = self.rel_bias[:, self._dist]  # [H, w, 2w]
+        neg = torch.finfo(bias.dtype).min
+        mask = bias.masked_fill(~self._allowed, neg).unsqueeze(1).expand(-1, nb, -1, -1).clone()
+        if valid < w:
+            # The first block's "previous block" is the cache; steps before the stream began are not real.
+            mask[:, 0, :, : w - valid] = neg
+        out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask.to(qb.dtype))
+        out = out.reshape(b, self.num_heads, nb * w, self.head_dim)[:, :, :t]
+        return self.out(out.transpose(1, 2).reshape(b, t, d)), new_state
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm transformer layer with local causal attention and layer scale. ``[B, T, D]``."""
+
+    def __init__(self, dim: int, num_heads: int, window: int, mlp_ratio: float, layer_scale: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = LocalSelfAttention(dim, num_heads, window)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        # Small residual branches at init keep deep stacks trainable without warm-up tricks.
+        self.scale1 = nn.Parameter(torch.full((dim,), layer_scale))
+        self.scale2 = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.scale1 * self.attn(self.norm1(x))
+        return x + self.scale2 * self.mlp(self.norm2(x))
+
+
+class Transformer(nn.Module):
+    """A stack of :class:`TransformerLayer`. ``[B, T, D] -> [B, T, D]``."""
+
+    def __init__(self, dim: int, num_heads: int, num_layers: int, window: int, mlp_ratio: float,
+                 layer_scale: float) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            TransformerLayer(dim, num_heads, window, mlp_ratio, layer_scale) for _ in range(num_layers)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x

@@ -1,0 +1,151 @@
+"""Quantizers of the hybrid latent: semantic VQ and acoustic FSQ. Shapes are ``[B, T, D]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .latents import fsq_codes_to_values, fsq_values_to_codes
+
+
+@dataclass
+class VQOutput:
+    """Result of :meth:`SemanticVQ.forward`.
+
+    Attributes:
+        vector: ``[B, T, D]`` the semantic vector passed on (quantized where the schedule says).
+        codes: ``[B, T]`` int64 nearest codebook entries (always computed).
+        commitment_loss: scalar, pulls encoder outputs towards their codes.
+        codebook_loss: scalar, pulls codes towards encoder outputs.
+        perplexity: scalar, ``exp(entropy)`` of code usage in this batch.
+    """
+
+    vector: Tensor
+    codes: Tensor
+    commitment_loss: Tensor
+    codebook_loss: Tensor
+    perplexity: Tensor
+
+
+class SemanticVQ(nn.Module):
+    """One codebook of ``codebook_size`` entries, searched in a low-dim l2-normalised space.
+
+    ``z [B, T, dim]`` is projected to ``lookup_dim``, normalised, matched by cosine
+    similarity against the normalised codebook, then projected back to ``dim``. The
+    straight-through estimator lets gradients skip the nearest-neighbour choice.
+    Codes whose usage (an EMA over training batches) falls far below the mean are
+    restarted on encoder outputs of the current batch, so the codebook stays alive.
+    """
+
+    def __init__(self, dim: int, codebook_size: int, lookup_dim: int, dead_code_threshold: float,
+                 usage_decay: float) -> None:
+        super().__init__()
+        self.codebook_size = codebook_size
+        self.proj_in = nn.Linear(dim, lookup_dim)
+        self.proj_out = nn.Linear(lookup_dim, dim)
+        self.codebook = nn.Parameter(F.normalize(torch.randn(codebook_size, lookup_dim), dim=-1))
+        self.dead_code_threshold = dead_code_threshold
+        self.usage_decay = usage_decay
+        self.register_buffer("usage", torch.ones(codebook_size))
+
+    def _lookup(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``z [B, T, dim]`` -> (normalised low-dim input ``[B, T, L]``, codes ``[B, T]``)."""
+        e = F.normalize(self.proj_in(z), dim=-1)
+        sims = e.reshape(-1, e.shape[-1]) @ F.normalize(self.codebook, dim=-1).t()
+        return e, sims.argmax(dim=-1).view(e.shape[:-1])
+
+    def encode(self, z: Tensor) -> Tensor:
+        """``[B, T, dim] -> [B, T]`` codes."""
+        return self._lookup(z)[1]
+
+    def embed(self, codes: Tensor) -> Tensor:
+        """``[B, T]`` codes -> ``[B, T, dim]`` the vectors the decoder sees for them."""
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+            raise ValueError(f"semantic codes must be in [0, {self.codebook_size}), got "
+                             f"[{int(codes.min())}, {int(codes.max())}]")
+        return self.proj_out(F.normalize(self.codebook, dim=-1)[codes])
+
+    def forward(self, z: Tensor, quantize_mask: Tensor | None = None) -> VQOutput:
+        """Quantize ``z [B, T, dim]``; items with ``quantize_mask[b] == False`` stay continuous."""
+        e, codes = self._lookup(z)
+        q = F.normalize(self.codebook, dim=-1)[codes]
+        commitment = F.mse_loss(e, q.detach())
+        codebook = F.mse_loss(q, e.detach())
+        q_st = e + (q - e).detach()
+        if quantize_mask is not None:
+            q_st = torch.where(quantize_mask.view(-1, 1, 1), q_st, e)
+        counts = torch.bincount(codes.flatten(), minlength=self.codebook_size).float()
+        probs = counts / counts.sum().clamp(min=1)
+        perplexity = torch.exp(-(probs * torch.log(probs.clamp(min=1e-10))).sum())
+        if self.training:
+            self._update_usage(counts, e.detach())
+        return VQOutput(self.proj_out(q_st), codes, commitment, codebook, perplexity)
+
+    @torch.no_grad()
+    def _update_usage(self, counts: Tensor, e: Tensor) -> None:
+        self.usage.mul_(self.usage_decay).add_(counts, alpha=1 - self.usage_decay)
+        self.restart_dead_codes(e.reshape(-1, e.shape[-1]))
+
+    @torch.no_grad()
+    def restart_dead_codes(self, candidates: Tensor) -> int:
+        """Move codes used far less than average onto random ``candidates [N, L]``; returns how many.
+
+        Under DistributedDataParallel every rank must pick the same replacements, so
+        candidates and usage are gathered first when a process group is active.
+        """
+        usage = self.usage
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            world = torch.distributed.get_world_size()
+            gathered = [torch.empty_like(candidates) for _ in range(world)]
+            torch.distributed.all_gather(gathered, candidates.contiguous())
+            candidates = torch.cat(gathered)
+            torch.distributed.all_reduce(usage)
+            usage.div_(world)
+        dead = usage < self.dead_code_threshold * usage.mean()
+        n = int(dead.sum())
+        if n == 0 or candidates.shape[0] == 0:
+            return 0
+        # A generator seeded from the usage statistics keeps the choice identical on every rank.
+        g = torch.Generator(device="cpu").manual_seed(int(usage.sum().item() * 1e6) % (2**31))
+        pick = torch.randint(0, candidates.shape[0], (n,), generator=g).to(candidates.device)
+        noise = torch.randn(n, candidates.shape[1], generator=g).to(candidates.device)
+        self.codebook.data[dead] = F.normalize(candidates[pick] + 0.01 * noise, dim=-1)
+        usage[dead] = usage.mean()
+        return n
+
+
+@dataclass
+class FSQOutput:
+    """Result of :meth:`FSQ.forward`: ``values [B, T, A]`` passed on and ``codes [B, T, A]`` int64."""
+
+    values: Tensor
+    codes: Tensor
+
+
+class FSQ(nn.Module):
+    """Finite scalar quantization: ``tanh`` then rounding to ``levels`` uniform values in [-1, 1].
+
+    Training follows a per-item schedule: quantized (straight-through), dithered with
+    uniform noise one level wide, or left continuous, so the decoder learns to tolerate
+    quantization noise without the encoder's gradients being hidden by it.
+    """
+
+    def __init__(self, levels: int) -> None:
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, z: Tensor, mode: Tensor | None = None) -> FSQOutput:
+        """``z [B, T, A]`` raw -> quantized. ``mode [B]``: 0 quantize, 1 dither, 2 continuous."""
+        x = torch.tanh(z)
+        codes = fsq_values_to_codes(x.detach(), self.levels)
+        q = x + (fsq_codes_to_values(codes, self.levels).to(x.dtype) - x).detach()
+        if mode is None:
+            return FSQOutput(q, codes)
+        width = 2.0 / (self.levels - 1)
+        dithered = x + (torch.rand_like(x) - 0.5) * width
+        m = mode.view(-1, 1, 1)
+        values = torch.where(m == 0, q, torch.where(m == 1, dithered, x))
+        return FSQOutput(values, codes)

@@ -1,0 +1,181 @@
+"""Codec training: the task the generic trainer runs, and the ``train`` command's entry point.
+
+Config sections (YAML): ``trainer`` (:class:`~codec.trainer.TrainerConfig`), ``model``
+(:class:`~codec.config.CodecConfig`), ``loss`` (:class:`~codec.losses.LossConfig`),
+``discriminator`` (:class:`~codec.discriminator.DiscriminatorConfig`), ``teacher``
+(:class:`~codec.teachers.TeacherConfig`) and ``data`` (:class:`DataConfig`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import CodecConfig
+from .data import AudioBatch, AudioDataset, collate_audio, load_items
+from .discriminator import DiscriminatorConfig, MultiResolutionDiscriminator
+from .latents import SAMPLE_RATE
+from .losses import LossConfig, ReconstructionLoss, codec_train_step
+from .model import HybridCodec
+from .teachers import TeacherConfig, build_teacher
+from .checkpoint import load_module_weights
+from .configfile import load_config
+from .trainer import StepRunner, TrainerConfig, TrainingTask, TrainResult, run_training
+
+
+@dataclass
+class DataConfig:
+    """Where training audio comes from and how it is cut.
+
+    ``train`` / ``valid``: manifests (``.jsonl``) or folders in any layout
+    :func:`codec.data.load_items` reads; a manifest's ``split`` field is filtered with
+    ``train_split`` / ``valid_split``. Whole utterances up to ``max_seconds`` are used
+    (their transcripts feed the phoneme teacher) unless ``segment_seconds`` is set.
+    """
+
+    train: list[str] = field(default_factory=lambda: ["data/corpus/manifest.jsonl"])
+    valid: list[str] = field(default_factory=lambda: ["data/corpus/manifest.jsonl"])
+    train_split: str | None = "train"
+    valid_split: str | None = "valid"
+    max_seconds: float = 4.0
+    segment_seconds: float | None = None
+    loudness_db: float | None = -20.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.train, str):
+            self.train = [self.train]
+        if isinstance(self.valid, str):
+            self.valid = [self.valid]
+        if not self.train:
+            raise ValueError("data.train needs at least one manifest or folder")
+        if self.max_seconds <= 0 or (self.segment_seconds is not None and self.segment_seconds <= 0):
+            raise ValueError("data.max_seconds and data.segment_seconds must be > 0")
+
+
+def _dataset(sources: Sequence[str], split: str | None, cfg: DataConfig) -> AudioDataset:
+    items = []
+    for source in sources:
+        if not Path(source).exists():
+            raise FileNotFoundError(f"training data {source!r} does not exist (build a corpus with `make corpus`)")
+        items.extend(load_items(source, split=split))
+    if not items:
+        raise ValueError(f"no utterances in {list(sources)} (split {split!r})")
+    return AudioDataset(items, SAMPLE_RATE, max_seconds=cfg.max_seconds, segment_seconds=cfg.segment_seconds,
+                        loudness_db=cfg.loudness_db, phonemize_missing=True)
+
+
+class CodecTask(TrainingTask):
+    """Codec + discriminator + semantic teacher, trained with :func:`codec.losses.codec_train_step`."""
+
+    def __init__(self, model: CodecConfig, loss: LossConfig, discriminator: DiscriminatorConfig,
+                 teacher: TeacherConfig, data: DataConfig) -> None:
+        self.codec = HybridCodec(model).train()
+        self.loss_cfg = loss
+        self.data_cfg = data
+        self.discriminator = MultiResolutionDiscriminator(discriminator) if loss.adversarial > 0 else None
+        self.teacher = build_teacher(teacher, model.semantic_dim)
+        self.recon = ReconstructionLoss(loss)
+
+    def modules(self) -> dict[str, nn.Module]:
+        mods: dict[str, nn.Module] = {"codec": self.codec}
+        if self.discriminator is not None:
+            mods["discriminator"] = self.discriminator
+        if self.teacher is not None:
+            mods["teacher"] = self.teacher
+        return mods
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        gen = list(self.codec.parameters()) + (list(self.teacher.parameters()) if self.teacher is not None else [])
+        groups = {"gen": gen}
+        if self.discriminator is not None:
+            groups["disc"] = list(self.discriminator.parameters())
+        return groups
+
+    def train_dataset(self) -> AudioDataset:
+        return _dataset(self.data_cfg.train, self.data_cfg.train_split, self.data_cfg)
+
+    def valid_dataset(self) -> AudioDataset | None:
+        if not self.data_cfg.valid:
+            return None
+        return _dataset(self.data_cfg.valid, self.data_cfg.valid_split, self.data_cfg)
+
+    def collate(self, items: list[Any]) -> AudioBatch:
+        return collate_audio(items)
+
+    def train_step(self, batch: AudioBatch, step: int, opt: StepRunner) -> dict[str, float]:
+        disc = opt.module("discriminator") if self.discriminator is not None else None
+        teacher = opt.module("teacher") if self.teacher is not None else None
+        return codec_train_step(opt.module("codec"), disc, teacher, self.recon, self.loss_cfg, batch, step, opt)
+
+    def validate(self, batches: Iterable[AudioBatch], step: int) -> dict[str, float]:
+        """Mel distance, PESQ-WB, STOI (eval-mode, fully quantized) and semantic code usage."""
+        from . import metrics
+
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        codes = []
+
+        def add(key: str, value: float) -> None:
+            sums[key] = sums.get(key, 0.0) + value
+            counts[key] = counts.get(key, 0) + 1
+
+        for batch in batches:
+            out = self.codec(batch.wav)
+            codes.append(out.vq.codes.flatten().cpu())
+            mel, _ = self.recon(out.audio, batch.wav, with_stft=False)
+            add("mel", float(mel))
+            for b in range(batch.wav.shape[0]):
+                n = int(batch.lengths[b])
+                ref = batch.wav[b, 0, :n].float().cpu().numpy()
+                est = out.audio[b, 0, :n].float().cpu().numpy()
+                try:
+                    add("pesq_wb", metrics.pesq_wb(ref, est, SAMPLE_RATE))
+                    add("stoi", metrics.stoi(ref, est, SAMPLE_RATE))
+                except (ImportError, ValueError):  # metrics extra missing or a silent clip
+                    pass
+        result = {k: sums[k] / counts[k] for k in sums}
+        if codes:
+            all_codes = torch.cat(codes)
+            probs = torch.bincount(all_codes, minlength=self.codec.semantic_codebook_size).float()
+            probs = probs / probs.sum()
+            result["perplexity"] = float(torch.exp(-(probs * probs.clamp(min=1e-10).log()).sum()))
+            result["codes_used"] = float((probs > 0).sum())
+        return result
+
+    def log_samples(self, writer: Any, batch: AudioBatch, step: int) -> None:
+        out = self.codec(batch.wav[:2])
+        for b in range(min(2, batch.wav.shape[0])):
+            n = int(batch.lengths[b])
+            writer.add_audio(f"sample{b}/original", batch.wav[b, 0, :n].float().cpu(), step, SAMPLE_RATE)
+            writer.add_audio(f"sample{b}/decoded", out.audio[b, 0, :n].float().clamp(-1, 1).cpu(), step, SAMPLE_RATE)
+
+
+SCHEMA: dict[str, type] = {
+    "model": CodecConfig,
+    "loss": LossConfig,
+    "discriminator": DiscriminatorConfig,
+    "teacher": TeacherConfig,
+    "data": DataConfig,
+}
+
+
+def train(config_path: str | Path | None, overrides: Sequence[str] = (), resume: bool = False) -> TrainResult:
+    """Train a codec from a YAML config (+ ``section.key=value`` overrides); see ``configs/*.yaml``."""
+    return run_training(
+        lambda c: CodecTask(c["model"], c["loss"], c["discriminator"], c["teacher"], c["data"]),
+        config_path, overrides, resume, schema=SCHEMA,
+    )
+
+
+def export(checkpoint_dir: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+    """Turn a training checkpoint folder into a loadable codec folder (config.json + model.safetensors)."""
+    checkpoint_dir = Path(checkpoint_dir)
+    sections = load_config(checkpoint_dir / "config.yaml", [], {"trainer": TrainerConfig, **SCHEMA})
+    model = HybridCodec(sections["model"])
+    load_module_weights(model, checkpoint_dir / "codec.safetensors")
+    return model.save(out_dir, dtype=dtype)

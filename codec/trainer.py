@@ -1,0 +1,880 @@
+"""A generic trainer: one loop for every model of the project (codec, TTS), any scale.
+
+A model plugs in by implementing :class:`TrainingTask`: it declares its modules and
+optimizer parameter groups, its datasets, and a ``train_step`` that computes losses and
+hands each one to ``StepRunner.step(optimizer_name, loss)``. The trainer owns everything
+else: devices, ``torchrun`` / DistributedDataParallel (gloo on CPU, NCCL on CUDA),
+mixed precision, AdamW with warm-up and decay, gradient clipping, non-finite loss
+handling, deterministic rank-sharded data order, validation, logging (progress bar,
+``train.log``, TensorBoard) and atomic, resumable checkpoints.
+
+Datasets are indexed by keys ``(item_index, item_seed)``: the batch of step ``s`` on rank
+``r`` is a pure function of ``(seed, s, r, world_size, len(dataset))``, and datasets draw
+any randomness (crops, gains) from ``item_seed``. Together with the RNG states stored in
+checkpoints this makes a resumed run on CPU bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import random
+import sys
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, default_collate
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from .configfile import load_config, save_config
+
+__all__ = [
+    "NonFiniteLoss",
+    "StepBatchSampler",
+    "StepRunner",
+    "TrainResult",
+    "Trainer",
+    "TrainerConfig",
+    "TrainingDiverged",
+    "TrainingTask",
+    "lr_factor",
+    "run_training",
+    "seed_everything",
+    "validation_keys",
+]
+
+TRAINING_STATE_FILE = "trainer_state.pt"
+CHECKPOINTS_DIR = "checkpoints"
+
+ItemKey = tuple[int, int]  # (item_index, item_seed)
+
+
+@dataclass
+class TrainerConfig:
+    """Everything about how to train, nothing about what (the ``trainer:`` config section).
+
+    ``lr`` and ``grad_clip`` take one number for every optimizer or a mapping
+    ``{optimizer_name: value}``. ``grad_clip <= 0`` disables clipping (the norm is still
+    logged). ``batch_size`` is per rank: the global batch is ``batch_size * world_size``.
+    ``mixed_precision`` only applies on CUDA. ``keep_checkpoints: 0`` keeps all, and
+    ``valid_every: 0`` disables validation.
+    """
+
+    out_dir: str = "runs/default"
+    max_steps: int = 10_000
+    batch_size: int = 16
+    num_workers: int = 2
+    seed: int = 0
+    lr: float | dict[str, float] = 3e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    lr_decay: Literal["cosine", "exponential", "constant"] = "cosine"
+    lr_final_ratio: float = 0.1
+    grad_clip: float | dict[str, float] = 1.0
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    valid_every: int = 1000
+    valid_batches: int = 8
+    mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_bad_steps: int = 10
+    # Needed when some trainable parameters get no gradient in some steps (e.g. a branch
+    # applied to only part of the batches); costs an extra graph traversal per step.
+    ddp_find_unused_parameters: bool = False
+    tensorboard: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        positive = ("max_steps", "batch_size", "log_every", "checkpoint_every", "max_bad_steps")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("num_workers", "warmup_steps", "keep_checkpoints", "valid_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.valid_every and self.valid_batches < 1:
+            raise ValueError(f"valid_batches must be >= 1, got {self.valid_batches}")
+        if not 0.0 < self.lr_final_ratio <= 1.0:
+            raise ValueError(f"lr_final_ratio must be in (0, 1], got {self.lr_final_ratio}")
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+
+
+def lr_factor(step: int, config: TrainerConfig) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based): linear warm-up from
+    ``1 / warmup_steps`` to 1, then decay to ``lr_final_ratio`` at ``max_steps``."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    span = max(1, config.max_steps - config.warmup_steps)
+    t = min(1.0, (step - config.warmup_steps) / span)
+    r = config.lr_final_ratio
+    if config.lr_decay == "cosine":
+        return r + (1.0 - r) * 0.5 * (1.0 + math.cos(math.pi * t))
+    if config.lr_decay == "exponential":
+        return r**t
+    return 1.0
+
+
+def _mix(*values: int | str) -> int:
+    """A 63-bit seed from a tuple of values, stable across processes and platforms."""
+    text = ",".join(str(v) for v in values).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class StepBatchSampler:
+    """Batch sampler yielding the keys of this rank's batch for each step in a range.
+
+    Global position ``p = step * batch_size * world_size + rank * batch_size + j`` reads item
+    ``perm_e[p % N]`` of epoch ``e = p // N``, where ``perm_e`` is a permutation seeded by
+    ``(seed, e)``; its item seed is derived from ``(seed, e, index)`` so crops differ between
+    epochs. Starting at ``start_step`` continues exactly where a run stopped.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start_step: int = 0,
+        end_step: int = 0,
+    ) -> None:
+        if num_items < 1:
+            raise ValueError("the training dataset is empty")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world size {world_size}")
+        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.start_step, self.end_step = start_step, end_step
+        self._perms: dict[int, Tensor] = {}
+
+    def _perm(self, epoch: int) -> Tensor:
+        if epoch not in self._perms:
+            if len(self._perms) >= 2:  # a batch spans at most two epochs
+                self._perms.pop(min(self._perms))
+            gen = torch.Generator().manual_seed(_mix(self.seed, "epoch", epoch))
+            self._perms[epoch] = torch.randperm(self.num_items, generator=gen)
+        return self._perms[epoch]
+
+    def keys(self, step: int) -> list[ItemKey]:
+        """The ``(item_index, item_seed)`` keys of this rank's batch at ``step``."""
+        first = (step * self.world_size + self.rank) * self.batch_size
+        out = []
+        for pos in range(first, first + self.batch_size):
+            epoch, offset = divmod(pos, self.num_items)
+            index = int(self._perm(epoch)[offset])
+            out.append((index, _mix(self.seed, "item", epoch, index)))
+        return out
+
+    def __iter__(self) -> Iterator[list[ItemKey]]:
+        for step in range(self.start_step, self.end_step):
+            yield self.keys(step)
+
+    def __len__(self) -> int:
+        return max(0, self.end_step - self.start_step)
+
+
+def validation_keys(
+    num_items: int, batch_size: int, num_batches: int, seed: int
+) -> list[list[ItemKey]]:
+    """A fixed subset of the validation set (same items and seeds at every validation)."""
+    gen = torch.Generator().manual_seed(_mix(seed, "valid"))
+    order = torch.randperm(num_items, generator=gen)[: batch_size * num_batches].tolist()
+    keys = [(i, _mix(seed, "valid-item", i)) for i in order]
+    return [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss (or, without a grad scaler, a gradient norm) was NaN/Inf on some rank.
+
+    Raised by ``StepRunner.step`` on every rank at once; the trainer skips the rest of the
+    train step. Optimizers already stepped earlier in the same train step keep their update.
+    """
+
+    def __init__(self, optimizer: str, what: str, value: float) -> None:
+        super().__init__(f"non-finite {what} for optimizer {optimizer!r} ({value})")
+        self.optimizer, self.what, self.value = optimizer, what, value
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive train steps had non-finite losses."""
+
+
+@dataclass
+class _Dist:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            if self.device.type == "cuda":
+                dist.barrier(device_ids=[self.device.index])
+            else:
+                dist.barrier()
+
+    def gather(self, obj: Any) -> list[Any]:
+        if not self.distributed:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def all_true(self, flag: bool) -> bool:
+        if not self.distributed:
+            return flag
+        t = torch.tensor([1 if flag else 0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return bool(t.item())
+
+
+def _setup_distributed(config: TrainerConfig) -> _Dist:
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("trainer.device is 'cuda' but CUDA is not available here")
+    use_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    owns = False
+    if dist.is_initialized():
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+    elif world_size > 1:
+        # env:// reads MASTER_ADDR/PORT, RANK, WORLD_SIZE set by torchrun (multi-node too).
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method="env://")
+        owns = True
+    return _Dist(rank, world_size, local_rank, device, owns)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    """Move tensors in (nested) tensors / dicts / lists / tuples / dataclasses to ``device``."""
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(_to_device(v, device) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    if is_dataclass(batch) and not isinstance(batch, type):
+        changes = {
+            f.name: _to_device(getattr(batch, f.name), device) for f in fields(batch) if f.init
+        }
+        return replace(batch, **changes)
+    return batch
+
+
+class TrainingTask(ABC):
+    """What a model must provide to be trained by :class:`Trainer`.
+
+    Datasets are map-style and indexed by keys ``(item_index, item_seed)``; an item's
+    random choices must come from ``item_seed`` only (e.g. ``torch.Generator().manual_seed``),
+    which makes the data order resumable and independent of ``num_workers``. Modules that
+    must not be trained or checkpointed (a frozen teacher) stay out of ``modules()``.
+    """
+
+    @abstractmethod
+    def modules(self) -> dict[str, nn.Module]:
+        """Modules to train and checkpoint, by name (names become file names)."""
+
+    @abstractmethod
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters of each optimizer, by optimizer name (e.g. ``gen``, ``disc``)."""
+
+    @abstractmethod
+    def train_dataset(self) -> Any:
+        """Map-style dataset: ``len()`` and ``[(item_index, item_seed)]``."""
+
+    def valid_dataset(self) -> Any | None:
+        """Validation dataset with the same key convention, or None."""
+        return None
+
+    def collate(self, items: list[Any]) -> Any:
+        """Turn a list of dataset items into a batch (tensors are moved to the device)."""
+        return default_collate(items)
+
+    @abstractmethod
+    def train_step(self, batch: Any, step: int, opt: StepRunner) -> dict[str, float]:
+        """One training step at 0-based ``step``.
+
+        Run the forward through ``opt.module(name)`` (the DistributedDataParallel wrapper
+        when distributed, so gradients are synchronised), call ``opt.step(name, loss)``
+        once per optimizer, in order (e.g. ``disc`` then ``gen``), and return scalars to log.
+        """
+
+    def validate(self, batches: Iterable[Any], step: int) -> dict[str, float]:
+        """Metrics averaged over ``batches`` (already on the device; modules in eval mode,
+        gradients off). Use the task's own modules here, not the distributed wrappers."""
+        raise NotImplementedError(f"{type(self).__name__} has a validation set but no validate()")
+
+    def log_samples(self, writer: Any, batch: Any, step: int) -> None:  # noqa: B027 (optional hook)
+        """Optionally add examples (e.g. ``writer.add_audio``) for the first validation batch."""
+
+
+class StepRunner:
+    """The task's handle on optimization during ``train_step``."""
+
+    def __init__(
+        self,
+        modules: dict[str, nn.Module],
+        optimizers: dict[str, torch.optim.Optimizer],
+        params: dict[str, list[nn.Parameter]],
+        grad_clip: dict[str, float],
+        scalers: dict[str, torch.amp.GradScaler],
+        dist_ctx: _Dist,
+        amp: bool,
+    ) -> None:
+        self._modules, self._optimizers, self._params = modules, optimizers, params
+        self._clip, self._scalers, self._dist, self._amp = grad_clip, scalers, dist_ctx, amp
+        self.stats: dict[str, float] = {}  # grad norms of the current step, logged with its scalars
+
+    def module(self, name: str) -> nn.Module:
+        """The module to run forwards through (DDP-wrapped when distributed)."""
+        if name not in self._modules:
+            raise KeyError(
+                f"no module {name!r}; the task's modules are: {', '.join(self._modules)}"
+            )
+        return self._modules[name]
+
+    def lr(self, name: str) -> float:
+        """Current learning rate of optimizer ``name``."""
+        return self._optimizers[name].param_groups[0]["lr"]
+
+    def zero_grad(self) -> None:
+        for opt in self._optimizers.values():
+            opt.zero_grad(set_to_none=True)
+
+    def step(self, name: str, loss: Tensor) -> float:
+        """Backward ``loss``, clip and apply optimizer ``name``; returns the gradient norm.
+
+        Gradients of this optimizer's parameters are cleared before the backward, so
+        gradients left by an earlier loss of the same step (e.g. the discriminator's
+        from the generator's adversarial loss) never leak into its update. Raises
+        ``NonFiniteLoss`` (on all ranks together) if the loss is NaN/Inf.
+        """
+        if name not in self._optimizers:
+            raise KeyError(
+                f"no optimizer {name!r}; param_groups() declared: {', '.join(self._optimizers)}"
+            )
+        if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
+            raise ValueError(f"opt.step({name!r}, loss) needs a scalar tensor that requires grad")
+        if not self._dist.all_true(bool(torch.isfinite(loss.detach()).item())):
+            self.zero_grad()
+            raise NonFiniteLoss(name, "loss", float(loss.detach()))
+        opt, params = self._optimizers[name], self._params[name]
+        scaler = self._scalers.get(name)
+        opt.zero_grad(set_to_none=True)
+        # Backward outside autocast: it reuses the forward's dtypes anyway.
+        with torch.autocast("cuda", enabled=False) if self._amp else contextlib.nullcontext():
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            raise RuntimeError(
+                f"the loss given to optimizer {name!r} has no gradient for its parameters"
+            )
+        if scaler is not None:
+            scaler.unscale_(opt)
+        norm = torch.nn.utils.get_total_norm(grads)
+        if self._clip[name] > 0:
+            torch.nn.utils.clip_grads_with_norm_(params, self._clip[name], norm)
+        norm_value = float(norm)
+        if scaler is not None:
+            # The scaler skips the update itself on inf/NaN gradients (normal while it
+            # calibrates); only a non-finite loss counts as a bad step.
+            scaler.step(opt)
+            scaler.update()
+        elif not math.isfinite(norm_value):
+            self.zero_grad()
+            raise NonFiniteLoss(name, "gradient norm", norm_value)
+        else:
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+        self.stats[f"grad_norm/{name}"] = norm_value
+        return norm_value
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :meth:`Trainer.fit`."""
+
+    start_step: int  # step the run started (or resumed) at
+    step: int  # steps completed at the end
+    skipped_steps: int  # steps skipped for non-finite losses in this run
+    checkpoint: Path | None  # last checkpoint written or loaded
+    train_metrics: dict[str, float] = field(default_factory=dict)  # last logged averages
+    valid_metrics: dict[str, float] = field(default_factory=dict)  # last validation
+
+
+def _per_optimizer(
+    value: float | dict[str, float], names: Sequence[str], key: str
+) -> dict[str, float]:
+    if not isinstance(value, dict):
+        return {n: float(value) for n in names}
+    missing = [n for n in names if n not in value]
+    extra = [n for n in value if n not in names]
+    if missing or extra:
+        raise ValueError(
+            f"trainer.{key} must give a value for each optimizer ({', '.join(names)}) or one "
+            f"number; missing: {missing}, unknown: {extra}"
+        )
+    return {n: float(value[n]) for n in names}
+
+
+class _RunLog:
+    """Log lines to the console (above the progress bar) and to ``train.log``."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._file = open(path, "a", encoding="utf-8") if path is not None else None
+
+    def __call__(self, line: str) -> None:
+        if self._file is None:
+            return
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        tqdm.write(line, file=sys.stderr)
+        self._file.write(f"{stamp} {line}\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _format(metrics: Mapping[str, float]) -> str:
+    return " | ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+
+
+class Trainer:
+    """Runs a :class:`TrainingTask` single-process or under ``torchrun``.
+
+    Args:
+        task: the model to train.
+        config: the trainer section of the run's configuration.
+        run_config: all sections of the configuration (dataclasses), stored with each
+            checkpoint and in ``out_dir/config.yaml`` so that a run can be rebuilt.
+    """
+
+    def __init__(
+        self, task: TrainingTask, config: TrainerConfig, run_config: Mapping[str, Any] | None = None
+    ) -> None:
+        self.task, self.config = task, config
+        self.run_config = dict(run_config) if run_config is not None else {"trainer": config}
+        self.out_dir = Path(config.out_dir)
+        self.checkpoint_root = self.out_dir / CHECKPOINTS_DIR
+
+    # ----------------------------------------------------------------- setup
+    def _build(self) -> None:
+        cfg, device = self.config, self.dist.device
+        modules = self.task.modules()
+        if not modules or not all(isinstance(m, nn.Module) for m in modules.values()):
+            raise TypeError("task.modules() must return a non-empty dict of nn.Module")
+        self.modules = {n: m.to(device) for n, m in modules.items()}
+        owner = {id(p): n for n, m in self.modules.items() for p in m.parameters()}
+        groups = self.task.param_groups()
+        if not groups:
+            raise ValueError("task.param_groups() declared no optimizer")
+        seen: set[int] = set()
+        for opt_name, params in groups.items():
+            for p in params:
+                if id(p) not in owner:
+                    raise ValueError(
+                        f"param group {opt_name!r} holds a parameter that belongs to none of "
+                        f"the task's modules ({', '.join(self.modules)}); it would be neither "
+                        "synchronised nor checkpointed"
+                    )
+                if id(p) in seen:
+                    raise ValueError(
+                        f"a parameter appears in more than one param group ({opt_name!r})"
+                    )
+                seen.add(id(p))
+        names = list(groups)
+        lrs = _per_optimizer(cfg.lr, names, "lr")
+        self.grad_clip = _per_optimizer(cfg.grad_clip, names, "grad_clip")
+        self.params = {n: list(groups[n]) for n in names}
+        self.optimizers = {
+            n: torch.optim.AdamW(
+                self.params[n], lr=lrs[n], betas=cfg.betas, weight_decay=cfg.weight_decay
+            )
+            for n in names
+        }
+        self.schedulers = {
+            n: torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_factor(s, cfg))
+            for n, o in self.optimizers.items()
+        }
+        self.amp_dtype = None
+        if device.type == "cuda" and cfg.mixed_precision != "no":
+            self.amp_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float16
+        self.scalers = (
+            {n: torch.amp.GradScaler("cuda") for n in names}
+            if self.amp_dtype == torch.float16
+            else {}
+        )
+
+    def _wrap(self) -> dict[str, nn.Module]:
+        if not self.dist.distributed:
+            return dict(self.modules)
+        wrapped: dict[str, nn.Module] = {}
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                wrapped[name] = DistributedDataParallel(
+                    module,
+                    device_ids=[self.dist.device.index]
+                    if self.dist.device.type == "cuda"
+                    else None,
+                    find_unused_parameters=self.config.ddp_find_unused_parameters,
+                )
+            else:
+                wrapped[name] = module
+        return wrapped
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    # ----------------------------------------------------------- checkpoints
+    def _save(self, step: int) -> Path | None:
+        rng_states = self.dist.gather(ckpt.capture_rng_state())
+        path = None
+        if self.dist.is_main:
+            state = {
+                "step": step,
+                "world_size": self.dist.world_size,
+                "bad_steps": self.bad_steps,
+                "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+                "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+                "scalers": {n: s.state_dict() for n, s in self.scalers.items()},
+                "rng": rng_states,
+            }
+
+            def write(folder: Path) -> None:
+                for name, module in self.modules.items():
+                    ckpt.save_module_weights(module, folder / f"{name}.safetensors")
+                ckpt.save_training_state(state, folder / TRAINING_STATE_FILE)
+                save_config(self.run_config, folder / "config.yaml")
+
+            path = ckpt.write_checkpoint_atomically(
+                self.checkpoint_root, step, write, keep=self.config.keep_checkpoints
+            )
+            self.log(f"step {step}: checkpoint {path}")
+        self.dist.barrier()
+        return path
+
+    def _load(self, path: Path) -> int:
+        for name, module in self.modules.items():
+            ckpt.load_module_weights(module, path / f"{name}.safetensors")
+        state = ckpt.load_training_state(path / TRAINING_STATE_FILE)
+        if set(state["optimizers"]) != set(self.optimizers):
+            raise RuntimeError(
+                f"checkpoint {path} has optimizers {sorted(state['optimizers'])}, the task "
+                f"declares {sorted(self.optimizers)}"
+            )
+        for n, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][n])
+            self.schedulers[n].load_state_dict(state["schedulers"][n])
+            if n in self.scalers and n in state["scalers"]:
+                self.scalers[n].load_state_dict(state["scalers"][n])
+        self.bad_steps = int(state["bad_steps"])
+        if state["world_size"] == self.dist.world_size:
+            self._resume_rng = state["rng"][self.dist.rank]
+        else:
+            self.log(
+                f"checkpoint was written with {state['world_size']} processes, resuming with "
+                f"{self.dist.world_size}: data order and random streams change from here"
+            )
+        return int(state["step"])
+
+    # ------------------------------------------------------------ validation
+    def _validate(self, step: int) -> dict[str, float]:
+        dataset, cfg = self.valid_data, self.config
+        all_batches = validation_keys(len(dataset), cfg.batch_size, cfg.valid_batches, cfg.seed)
+        mine = all_batches[self.dist.rank :: self.dist.world_size]
+        loader = DataLoader(
+            dataset,
+            batch_sampler=mine,
+            collate_fn=self.task.collate,
+            num_workers=cfg.num_workers,
+            pin_memory=self.dist.device.type == "cuda",
+            generator=torch.Generator(),
+        )
+        count, first = 0, []
+
+        def batches() -> Iterator[Any]:
+            nonlocal count
+            for batch in loader:
+                batch = _to_device(batch, self.dist.device)
+                if not first:
+                    first.append(batch)
+                count += 1
+                yield batch
+
+        # Validation draws from its own fixed random stream and leaves training's untouched,
+        # so the training trajectory does not depend on valid_every.
+        saved = ckpt.capture_rng_state()
+        seed_everything(_mix(cfg.seed, "valid-rng", self.dist.rank))
+        for m in self.modules.values():
+            m.eval()
+        try:
+            with torch.no_grad(), self._autocast():
+                metrics = (
+                    {k: float(v) for k, v in self.task.validate(batches(), step).items()}
+                    if mine
+                    else {}
+                )
+                if self.writer is not None and first:
+                    self.task.log_samples(self.writer, first[0], step)
+        finally:
+            for m in self.modules.values():
+                m.train()
+            ckpt.restore_rng_state(saved)
+        gathered = self.dist.gather((count, metrics))
+        total = sum(c for c, _ in gathered)
+        merged: dict[str, float] = {}
+        for key in sorted({k for _, m in gathered for k in m}):
+            parts = [(c, m[key]) for c, m in gathered if key in m]
+            weight = sum(c for c, _ in parts)
+            merged[key] = (
+                sum(c * v for c, v in parts) / weight
+                if weight
+                else sum(v for _, v in parts) / len(parts)
+            )
+        if self.dist.is_main:
+            self.log(f"step {step}: valid ({total} batches) | {_format(merged)}")
+            if self.writer is not None:
+                for key, value in merged.items():
+                    self.writer.add_scalar(f"valid/{key}", value, step)
+        return merged
+
+    # ------------------------------------------------------------------- fit
+    def _start(self, resume: bool) -> tuple[int, Path | None]:
+        """Build optimizers, load the latest checkpoint if asked, wrap the modules for DDP,
+        set the random streams.
+
+        Returns the step to start at and the checkpoint loaded (if any)."""
+        cfg = self.config
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.log = _RunLog(self.out_dir / "train.log")
+            ckpt.remove_stale_temporaries(self.checkpoint_root)
+            save_config(self.run_config, self.out_dir / "config.yaml")
+        self.dist.barrier()
+        self._build()
+        self.bad_steps, self._resume_rng = 0, None
+        start, loaded = 0, None
+        if resume:
+            loaded = ckpt.find_latest_checkpoint(self.checkpoint_root)
+            if loaded is None:
+                self.log(f"no checkpoint in {self.checkpoint_root}: starting from step 0")
+            else:
+                start = self._load(loaded)
+                self.log(f"resumed from {loaded} at step {start}")
+        self.wrapped = self._wrap()
+        # Random streams are set last, after everything that might draw from them.
+        if self._resume_rng is not None:
+            ckpt.restore_rng_state(self._resume_rng)
+        else:
+            seed_everything(_mix(cfg.seed, "train-rng", self.dist.rank))
+        if self.amp_dtype is None and cfg.mixed_precision != "no":
+            self.log(f"mixed_precision={cfg.mixed_precision} applies on CUDA only; using float32")
+        self.valid_data = self.task.valid_dataset() if cfg.valid_every else None
+        if self.valid_data is not None and len(self.valid_data) == 0:
+            raise ValueError("the validation dataset is empty")
+        if self.dist.is_main and cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=start)
+        return start, loaded
+
+    def _train_loader(self, start: int) -> DataLoader:
+        cfg, data = self.config, self.task.train_dataset()
+        sampler = StepBatchSampler(
+            len(data), cfg.batch_size, cfg.seed, self.dist.rank, self.dist.world_size,
+            start_step=start, end_step=cfg.max_steps,
+        )  # fmt: skip
+        # A private generator: the loader must not draw from the global torch RNG, or a
+        # resumed run's random stream would shift.
+        return DataLoader(
+            data, batch_sampler=sampler, collate_fn=self.task.collate, num_workers=cfg.num_workers,
+            pin_memory=self.dist.device.type == "cuda", generator=torch.Generator(),
+        )  # fmt: skip
+
+    def _train_step(self, runner: StepRunner, batch: Any, step: int) -> dict[str, float] | None:
+        """One step of the task; None if it was skipped for a non-finite loss."""
+        for m in self.modules.values():
+            m.train()
+        runner.stats = {}
+        scalars: dict[str, float] | None
+        try:
+            with self._autocast():
+                scalars = self.task.train_step(batch, step, runner)
+            self.bad_steps = 0
+        except NonFiniteLoss as exc:
+            self.bad_steps += 1
+            self.log(
+                f"step {step}: {exc}; step skipped "
+                f"({self.bad_steps} in a row, stopping at {self.config.max_bad_steps})"
+            )
+            if self.bad_steps >= self.config.max_bad_steps:
+                raise TrainingDiverged(
+                    f"stopped at step {step}: {self.bad_steps} consecutive steps with non-finite "
+                    f"losses (trainer.max_bad_steps={self.config.max_bad_steps}); last: {exc}. "
+                    "Lower the learning rate or check the data, then resume from the last checkpoint."
+                ) from exc
+            scalars = None
+        runner.zero_grad()
+        # The schedule follows the step count, skipped steps included.
+        with warnings.catch_warnings():
+            # A skipped first step would make torch warn about the call order.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            for s in self.schedulers.values():
+                s.step()
+        return scalars
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train until ``max_steps``; with ``resume``, continue from the latest checkpoint
+        in ``out_dir/checkpoints`` (starting fresh if there is none)."""
+        cfg = self.config
+        self.dist = _setup_distributed(cfg)
+        self.writer, self.log, bar = None, _RunLog(None), None
+        try:
+            start, loaded = self._start(resume)
+            runner = StepRunner(
+                self.wrapped, self.optimizers, self.params, self.grad_clip, self.scalers,
+                self.dist, self.amp_dtype is not None,
+            )  # fmt: skip
+            loader = self._train_loader(start)
+            if self.dist.is_main and cfg.progress:
+                bar = tqdm(total=cfg.max_steps, initial=start, desc="train", dynamic_ncols=True)
+            result = TrainResult(start_step=start, step=start, skipped_steps=0, checkpoint=loaded)
+            if start >= cfg.max_steps:
+                self.log(f"already at step {start} >= max_steps {cfg.max_steps}: nothing to train")
+            window: dict[str, list[float]] = {}
+            window_start = tick = time.perf_counter()
+            step_time, items_per_step = 0.0, cfg.batch_size * self.dist.world_size
+            last_valid = last_saved = start
+            for step, batch in enumerate(loader, start=start):
+                scalars = self._train_step(runner, _to_device(batch, self.dist.device), step)
+                if scalars is None:
+                    result.skipped_steps += 1
+                    scalars = {}
+                done = result.step = step + 1
+                now = time.perf_counter()
+                step_time = 0.9 * step_time + 0.1 * (now - tick) if step_time else now - tick
+                tick = now
+                for key, value in {**scalars, **runner.stats}.items():
+                    window.setdefault(key, []).append(float(value))
+                if bar is not None:
+                    bar.update(1)
+                    shown = {k: f"{float(v):.3g}" for k, v in list(scalars.items())[:4]}
+                    bar.set_postfix(**shown, items_s=f"{items_per_step / step_time:.1f}")
+                if done % cfg.log_every == 0 or done == cfg.max_steps:
+                    seconds = now - window_start
+                    result.train_metrics = self._log_window(done, window, items_per_step, seconds)
+                    window, window_start = {}, now
+                if self.valid_data is not None and done % cfg.valid_every == 0:
+                    result.valid_metrics, last_valid = self._validate(done), done
+                if done % cfg.checkpoint_every == 0:
+                    result.checkpoint, last_saved = self._save(done), done
+            if result.step > start:
+                if self.valid_data is not None and last_valid != result.step:
+                    result.valid_metrics = self._validate(result.step)
+                if last_saved != result.step:
+                    result.checkpoint = self._save(result.step)
+            return result
+        finally:
+            if bar is not None:
+                bar.close()
+            if self.writer is not None:
+                self.writer.close()
+            self.log.close()
+            if self.dist.owns_group and dist.is_initialized():
+                dist.destroy_process_group()
+
+    def _log_window(
+        self, step: int, window: dict[str, list[float]], items_per_step: int, seconds: float
+    ) -> dict[str, float]:
+        """Average the window's scalars over steps and ranks; log them on rank 0."""
+        sums = {k: (sum(v), len(v)) for k, v in window.items()}
+        merged: dict[str, list[float]] = {}
+        for rank_sums in self.dist.gather(sums):
+            for key, (total, n) in rank_sums.items():
+                acc = merged.setdefault(key, [0.0, 0])
+                acc[0] += total
+                acc[1] += n
+        metrics = {k: total / n for k, (total, n) in sorted(merged.items()) if n}
+        if self.dist.is_main:
+            steps = max(1, max((len(v) for v in window.values()), default=1))
+            lrs = {f"lr/{n}": o.param_groups[0]["lr"] for n, o in self.optimizers.items()}
+            speed = items_per_step * steps / max(seconds, 1e-9)
+            self.log(
+                f"step {step}/{self.config.max_steps} | {_format(metrics)} | "
+                f"{_format(lrs)} | {speed:.1f} items/s"
+            )
+            if self.writer is not None:
+                for key, value in {**metrics, **lrs}.items():
+                    self.writer.add_scalar(
+                        key if key.startswith("lr/") else f"train/{key}", value, step
+                    )
+                self.writer.add_scalar("perf/items_per_s", speed, step)
+        return metrics
+
+
+def run_training(
+    task_factory: Callable[[dict[str, Any]], TrainingTask],
+    config_path: str | Path | None,
+    overrides: Sequence[str] = (),
+    resume: bool = False,
+    schema: Mapping[str, type] | None = None,
+) -> TrainResult:
+    """Load a config, build the task, train: the body of a ``train`` command.
+
+    Args:
+        task_factory: builds the task from the config sections (dataclass instances).
+        config_path: YAML file; its ``trainer:`` section is a :class:`TrainerConfig`.
+        overrides: ``section.key=value`` strings (the ``--set`` options).
+        resume: continue from the latest checkpoint of ``trainer.out_dir``.
+        schema: the task's sections (e.g. ``{"model": CodecConfig, "data": DataConfig}``).
+    """
+    schema = dict(schema or {})
+    if "trainer" in schema and schema["trainer"] is not TrainerConfig:
+        raise ValueError("the 'trainer' section is reserved for TrainerConfig")
+    configs = load_config(config_path, overrides, {"trainer": TrainerConfig, **schema})
+    # Same initial weights on every rank and in every run with this seed.
+    seed_everything(configs["trainer"].seed)
+    task = task_factory(configs)
+    return Trainer(task, configs["trainer"], run_config=configs).fit(resume=resume)

@@ -1,0 +1,288 @@
+"""Benchmarks: classic-codec wrappers, output helpers, and both benchmarks end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import codec
+from benchmarks import baselines as B
+from benchmarks import codec_quality, codec_speed
+from benchmarks.common import Panel, Series, markdown_table, save_plot, write_json
+from codec import metrics as M
+
+SR = 16000
+
+
+def speechlike(seconds: float, seed: int = 0, sr: int = SR) -> np.ndarray:
+    """Voiced pulse train with moving pitch and a syllabic envelope, float32 `[N]`."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    pitch = 110 + 30 * np.sin(2 * np.pi * 1.5 * t + rng.uniform(0, 6))
+    phase = np.cumsum(2 * np.pi * pitch / sr)
+    source = sum(np.sin(k * phase) / k for k in range(1, 25))
+    formants = sum(0.2 * np.sin(2 * np.pi * f * t) for f in (500, 1500, 2500))
+    envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None) ** 0.5
+    x = source * (1 + formants) * envelope + 0.003 * rng.standard_normal(n)
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-codec")
+    codec.HybridCodec(codec.CodecConfig.tiny()).save(folder)
+    return folder
+
+
+def require_tools(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"Debian tool(s) {', '.join(missing)} not installed (apt-get install opus-tools codec2)")
+
+
+# ------------------------------------------------------------------------- systems
+
+
+def test_original_is_identity_with_pcm_bitrate() -> None:
+    x = speechlike(0.5)
+    out = B.Original().process(x, SR)
+    np.testing.assert_array_equal(out.audio, x)
+    assert out.bitrate_kbps == pytest.approx(256.0)
+
+
+def _ogg_page(lacing: list[int], serial: int = 1, seq: int = 0) -> bytes:
+    header = b"OggS" + bytes([0, 0]) + struct.pack("<qIII", 0, serial, seq, 0) + bytes([len(lacing)])
+    return header + bytes(lacing) + b"\0" * sum(lacing)
+
+
+def test_ogg_packet_sizes_follow_lacing_values() -> None:
+    # Packet of 300 bytes spans lacing 255 + 45; a 255-byte packet needs a terminating 0;
+    # a packet continued on the next page is joined.
+    data = _ogg_page([19]) + _ogg_page([255, 45, 255, 0, 7, 255], seq=1) + _ogg_page([10], seq=2)
+    assert B.ogg_packet_sizes(data) == [19, 300, 255, 7, 265]
+    with pytest.raises(ValueError, match="not an Ogg page"):
+        B.ogg_packet_sizes(b"RIFF" + data)
+
+
+@pytest.mark.parametrize("kbps", [6, 8])
+def test_opus_wrapper_length_and_bitrate(kbps: int) -> None:
+    require_tools("opusenc", "opusdec")
+    x = speechlike(2.0)
+    out = B.Opus(kbps).process(x, SR)
+    assert out.audio.shape == x.shape and out.audio.dtype == np.float32
+    assert 0.6 * kbps < out.bitrate_kbps < 1.2 * kbps
+    assert out.file_kbps > out.bitrate_kbps  # the container costs something
+    scores = M.score_pair(x, out.audio, SR, ["stoi"])
+    assert abs(scores.delay_samples) < SR * 0.005  # opusdec removes the pre-skip
+    assert scores.stoi > 0.6
+
+
+@pytest.mark.parametrize("mode", [3200, 1200])
+def test_codec2_wrapper_length_bitrate_and_delay(mode: int) -> None:
+    require_tools("c2enc", "c2dec")
+    x = speechlike(2.0, sr=22050)
+    out = B.Codec2(mode).process(x, 22050)
+    assert out.audio.shape == x.shape
+    assert out.bitrate_kbps == pytest.approx(mode / 1000, rel=0.05)
+    assert out.file_kbps > out.bitrate_kbps
+    # The wrapper removes the decoder's delay: shifting the output either way by 10 ms
+    # makes it less intelligible against the input.
+    shift = int(0.01 * 22050)
+    as_is = M.stoi(x, out.audio, 22050)
+    later = M.stoi(*M.align(x, np.concatenate([np.zeros(shift, np.float32), out.audio]), 0), 22050)
+    earlier = M.stoi(*M.align(x[shift:], out.audio, 0), 22050)
+    assert as_is > max(later, earlier) and as_is > 0.7
+
+
+def test_missing_tool_is_a_clear_skip_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(B.shutil, "which", lambda tool: None)
+    system = B.Opus(6)
+    reason = system.unavailable_reason()
+    assert reason is not None and "opusenc" in reason and "opus-tools" in reason
+    with pytest.raises(B.SystemUnavailable, match="opus-tools"):
+        system.process(speechlike(0.2), SR)
+    assert "codec2" in B.Codec2(3200).unavailable_reason()
+
+
+def test_build_baseline_names() -> None:
+    assert [B.build_baseline(n).name for n in B.BASELINE_NAMES] == list(B.BASELINE_NAMES)
+    for bad in ("opus-2k", "codec2-999", "mp3"):
+        with pytest.raises(ValueError):
+            B.build_baseline(bad)
+
+
+def test_hylac_system_round_trip(tiny_model_dir: Path) -> None:
+    system = B.Hylac(str(tiny_model_dir), name="tiny")
+    x = speechlike(1.0)
+    out = system.process(x, SR)
+    assert out.audio.shape == x.shape and np.all(np.isfinite(out.audio))
+    model = system.model
+    frames = codec.num_frames(24000)  # 1 s at 24 kHz
+    expected = frames * model.bitrate / model.frame_rate / 1000.0
+    assert out.bitrate_kbps == pytest.approx(expected, rel=1e-6)
+    assert system.nominal_kbps == pytest.approx(model.bitrate / 1000.0)
+
+
+def test_hylac_system_missing_model_is_unavailable(tmp_path: Path) -> None:
+    system = B.Hylac(str(tmp_path / "nope"))
+    assert "cannot load codec model" in system.unavailable_reason()
+
+
+# -------------------------------------------------------------------- output helpers
+
+
+def test_write_json_is_strict_and_table_is_checked(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "a" / "x.json", {"v": np.float32(1.5), "n": math.nan, "a": np.arange(2)})
+    assert json.loads(path.read_text()) == {"v": 1.5, "n": None, "a": [0, 1]}
+    assert markdown_table(["a", "b"], [["1", "2"]]).splitlines()[1] == "| :-- | --: |"
+    with pytest.raises(ValueError):
+        markdown_table(["a", "b"], [["1"]])
+    png = save_plot(tmp_path / "p.png", [Panel("t", "x", "y", [Series("s", [1.0, 2.0], [3.0, math.nan])])])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ quality, end to end
+
+
+def _write_clips(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    sf.write(folder / "a.wav", speechlike(1.5, seed=1), 16000)
+    sf.write(folder / "b.flac", speechlike(1.5, seed=2, sr=22050), 22050)
+
+
+def test_codec_quality_end_to_end(tmp_path: Path, tiny_model_dir: Path) -> None:
+    data, out = tmp_path / "clips", tmp_path / "results"
+    _write_clips(data)
+    systems = ["original"] + (["codec2-3200"] if shutil.which("c2enc") and shutil.which("c2dec") else [])
+    rc = codec_quality.main([
+        "--data", str(data), "--model", str(tiny_model_dir), str(tmp_path / "missing-model"),
+        "--systems", *systems, "--metrics", "pesq_wb", "stoi", "si_sdr", "mel_distance",
+        "--out", str(out),
+    ])
+    assert rc == 0
+    result = json.loads((out / "codec_quality.json").read_text())
+    names = [s["name"] for s in result["systems"]]
+    assert names == [tiny_model_dir.name, *systems]
+    assert "missing-model" in result["skipped"]
+    assert result["environment"]["torch"] == torch.__version__
+    for system in result["systems"]:
+        assert system["num_clips"] == 2 and len(system["clips"]) == 2
+        assert system["kbps"] > 0
+    original = result["systems"][names.index("original")]
+    assert original["means"]["pesq_wb"] == pytest.approx(4.64, abs=0.01)
+    assert original["means"]["stoi"] == pytest.approx(1.0, abs=1e-6)
+    hylac = result["systems"][0]
+    assert hylac["kbps"] == pytest.approx(2.14, abs=0.3)  # short clips round up to whole frames
+    assert hylac["means"]["pesq_wb"] < original["means"]["pesq_wb"]  # untrained: far from the top
+    md = (out / "codec_quality.md").read_text()
+    assert "| system | kbps | PESQ-WB | STOI | SI-SDR (dB) | mel |" in md
+    assert md.count("\n| original |") == 1
+    assert (out / "codec_quality.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_codec_quality_manifest_with_dwer(tmp_path: Path) -> None:
+    clips = tmp_path / "corpus" / "wavs"
+    _write_clips(clips)
+    manifest = tmp_path / "corpus" / "test.jsonl"
+    manifest.write_text(
+        json.dumps({"path": "wavs/a.wav", "text": "hello", "lang": "en"}) + "\n"
+        + json.dumps({"path": "wavs/b.flac", "text": "bonjour", "lang": "fr"}) + "\n"
+    )
+    loaded = codec_quality.gather_clips([str(manifest)], "en", None, None)
+    assert [c.lang for c in loaded] == ["en", "fr"] and loaded[1].sample_rate == 22050
+    results, skipped = codec_quality.run_benchmark(loaded, [B.Original()], ["si_sdr", "dwer"], log=lambda _: None)
+    rows = results[0].clips
+    # dWER only for the English clip; an identical signal gives the same transcript.
+    assert rows[1]["dwer"] is None and rows[1]["reference_transcript"] is None
+    assert rows[0]["estimate_transcript"] == rows[0]["reference_transcript"]
+    if rows[0]["reference_transcript"]:
+        assert rows[0]["dwer"] == 0.0
+    else:  # no words recognised in the synthetic clip: recorded, not crashed
+        assert rows[0]["dwer"] is None and "empty reference" in rows[0]["errors"]["dwer"]
+    assert not skipped
+
+
+def test_codec_quality_without_data_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="--data"):
+        codec_quality.gather_clips([str(tmp_path / "nothing")], "en", None, None)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no test clips"):
+        codec_quality.gather_clips([str(tmp_path / "empty")], "en", None, None)
+
+
+# -------------------------------------------------------------------- speed, end to end
+
+
+def test_speed_ratios_are_per_setting() -> None:
+    def r(system: str, threads: int, enc: float, dec: float) -> codec_speed.ThroughputResult:
+        return codec_speed.ThroughputResult(system, "cpu", threads, 1, 10.0, enc, dec, enc + dec)
+
+    results = [r("ours", 1, 1.0, 1.0), r("ours", 2, 0.5, 0.5), r("mimi", 1, 10.0, 30.0), r("mimi", 2, 6.0, 4.0)]
+    ratios = {x["threads"]: x for x in codec_speed.speed_ratios(results, "ours")}
+    assert ratios[1]["encode"] == 10.0 and ratios[1]["decode"] == 30.0 and ratios[1]["encode_decode"] == 20.0
+    assert ratios[2]["encode_decode"] == 10.0
+    assert results[0].rtf("encode_decode") == pytest.approx(0.2)
+
+
+def test_peak_rss_of_a_child_process() -> None:
+    rss, wall, rc, _ = codec_speed.run_with_peak_rss(
+        [sys.executable, "-c", "b = bytearray(300 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"]
+    )
+    assert rc == 0 and wall > 0
+    assert 300 < rss < 1000
+
+
+def test_codec_speed_end_to_end(tmp_path: Path, tiny_model_dir: Path) -> None:
+    out = tmp_path / "results"
+    rc = codec_speed.main([
+        "--model", str(tiny_model_dir), "--systems", "hylac", "encodec", "--seconds", "0.25",
+        "--batch-sizes", "1", "2", "--threads", "1", "--warmup", "1", "--repeats", "1",
+        "--stream-frames", "5", "--memory-seconds", "0", "--no-cuda", "--out", str(out),
+    ])
+    assert rc == 0
+    result = json.loads((out / "codec_speed.json").read_text())
+    name = tiny_model_dir.name
+    assert {(t["system"], t["batch"]) for t in result["throughput"]} == {
+        (name, 1), (name, 2), ("encodec", 1), ("encodec", 2)}
+    for t in result["throughput"]:
+        assert t["encode_s"] > 0 and t["decode_s"] > 0
+        assert t["rtf_encode_decode"] == pytest.approx(t["encode_decode_s"] / (t["batch"] * 0.25))
+    assert {(x["system"], x["relative_to"]) for x in result["ratios"]} == {("encodec", name)}
+    (stream,) = result["streaming"]
+    assert stream["system"] == name and stream["frames"] == 5 and stream["p99_ms"] >= stream["p50_ms"] > 0
+    assert any(t["target"].startswith(f"{name} streaming p99") for t in result["targets"])
+    md = (out / "codec_speed.md").read_text()
+    assert "## Throughput" in md and "## Streaming" in md and "time / " + name in md
+    assert (out / "codec_speed.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_memory_through_the_cli(tmp_path: Path, tiny_model_dir: Path) -> None:
+    if codec_speed.cli_command() is None:
+        pytest.skip("the codec CLI (codec.cli) is not installed")
+    results, reason = codec_speed.measure_memory(str(tiny_model_dir), 5.0, tmp_path)
+    assert reason is None
+    assert [m.command for m in results] == ["hylac-codec encode", "hylac-codec decode"]
+    for m in results:
+        assert m.returncode == 0, m.error
+        assert 50 < m.peak_rss_mb < 4000
+    decoded, sr = sf.read(tmp_path / "long.decoded.wav")
+    assert decoded.shape[0] == 5 * sr
+
+
+@pytest.mark.slow
+def test_mimi_streaming_latency() -> None:
+    subject = codec_speed.MimiSubject()
+    result = codec_speed.measure_streaming(subject, num_frames=3, warmup=1)
+    assert result.frames == 3 and result.p50_ms > 0 and "decoder" in result.note

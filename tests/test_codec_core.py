@@ -1,0 +1,385 @@
+"""Codec core: frame arithmetic, causality, streaming, quantizers, teachers, files, learning, bad input."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import codec
+from codec.discriminator import DiscriminatorConfig, MultiResolutionDiscriminator
+from codec.latents import fsq_codes_to_values, fsq_values_to_codes, snap_to_grid
+from codec.losses import LossConfig, ReconstructionLoss, codec_train_step
+from codec.quantizers import FSQ, SemanticVQ
+from codec.teachers import PhonemeCTCTeacher, SSLTeacher, TeacherConfig
+
+
+@pytest.fixture(scope="module")
+def model() -> codec.HybridCodec:
+    torch.manual_seed(0)
+    return codec.HybridCodec(codec.CodecConfig.tiny()).eval()
+
+
+def speechlike(seconds: float, seed: int = 0, sr: int = 24000) -> torch.Tensor:
+    """A voiced, formant-filtered pulse train with a moving pitch: a cheap stand-in for speech. ``[N]``."""
+    g = torch.Generator().manual_seed(seed)
+    n = int(seconds * sr)
+    t = torch.arange(n) / sr
+    f0 = 120 + 30 * torch.sin(2 * math.pi * 1.5 * t + float(torch.rand(1, generator=g)) * 6)
+    phase = torch.cumsum(2 * math.pi * f0 / sr, 0)
+    src = sum(torch.sin(k * phase) / k for k in range(1, 30))
+    formants = sum(torch.sin(2 * math.pi * f * t) * 0.2 for f in (500, 1500, 2500))
+    env = 0.5 + 0.5 * torch.sin(2 * math.pi * 3 * t).clamp(min=0)
+    x = src * (1 + formants) * env + 0.01 * torch.randn(n, generator=g)
+    return (0.3 * x / x.abs().max()).float()
+
+
+# ----------------------------------------------------------------------------- frames
+def test_bitrate_and_constants(model: codec.HybridCodec) -> None:
+    assert model.sample_rate == 24000 and model.frame_size == 1920 and model.frame_rate == 12.5
+    assert abs(codec.CodecConfig().bitrate - 12.5 * (13 + 36 * math.log2(21))) < 1e-6
+    assert 2100 < model.bitrate < 2200
+
+
+def test_one_second_is_13_frames(model: codec.HybridCodec) -> None:
+    lat = model.encode(torch.zeros(24000), 24000)
+    assert lat.num_frames == 13 == codec.num_frames(24000)
+
+
+@pytest.mark.parametrize("n", [1, 1919, 1920, 1921, 48000])
+def test_lengths_round_trip(model: codec.HybridCodec, n: int) -> None:
+    lat = model.encode(0.1 * torch.randn(n), 24000)
+    assert lat.num_frames == math.ceil(n / 1920)
+    assert lat.semantic.dtype == torch.int64 and lat.semantic.shape == (1, lat.num_frames)
+    assert lat.acoustic_codes.shape == (1, lat.num_frames, 36)
+    assert int(lat.semantic.max()) < 8192 and 0 <= int(lat.acoustic_codes.min()) <= int(lat.acoustic_codes.max()) <= 20
+    out = model.decode(lat)
+    assert out.shape == (1, 1, n)
+
+
+def test_input_shapes_rates_and_channels(model: codec.HybridCodec) -> None:
+    x = speechlike(0.5)
+    a = model.encode(x, 24000)
+    b = model.encode(torch.stack([x, x]), 24000)  # [C, N]: down-mixed to the same signal
+    assert torch.equal(a.semantic, b.semantic) and torch.equal(a.acoustic_codes, b.acoustic_codes)
+    c = model.encode(torch.stack([x[None], x[None]]), 24000)  # [B, C, N]
+    assert c.batch_size == 2
+    d = model.encode(speechlike(0.5, sr=16000), 16000)  # resampled
+    assert d.num_samples == 12000 and d.num_frames == 7
+
+
+# ----------------------------------------------------------------------------- causality / streaming
+def test_encoder_is_causal(model: codec.HybridCodec) -> None:
+    x = speechlike(1.0)
+    full = model.encode(x, 24000)
+    prefix = model.encode(x[: 1920 * 5], 24000)
+    assert torch.equal(prefix.semantic, full.semantic[:, :5])
+    assert torch.equal(prefix.acoustic_codes, full.acoustic_codes[:, :5])
+    zx = model.encoder(torch.nn.functional.pad(x, (0, 1920 * 13 - 24000))[None, None])
+    zp = model.encoder(x[None, None, : 1920 * 5])
+    torch.testing.assert_close(zp, zx[:, :5], atol=1e-5, rtol=1e-5)
+
+
+def test_decoder_is_causal(model: codec.HybridCodec) -> None:
+    lat = model.encode(speechlike(1.0), 24000)
+    full = model.decode(lat)
+    part = model.decode(lat.frames(0, 6))
+    torch.testing.assert_close(part, full[..., : 6 * 1920], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_frames", [1, 2, 3, 7])
+def test_streaming_equals_offline(model: codec.HybridCodec, chunk_frames: int) -> None:
+    x = torch.stack([speechlike(1.5, seed=1), speechlike(1.5, seed=2)])[:, None, : 1920 * 18]
+    offline = model.encode(x, 24000)
+    audio = model.decode(offline)
+    step = chunk_frames * 1920
+    with model.streaming(2):
+        parts = [model.encode_chunk(x[..., i:i + step]) for i in range(0, x.shape[-1], step)]
+        streamed = codec.Latents.cat(parts)
+        out = torch.cat([model.decode_chunk(p) for p in parts], dim=-1)
+    assert torch.equal(streamed.semantic, offline.semantic)
+    # Float reassociation may flip an acoustic code that sits exactly on a rounding boundary.
+    assert (streamed.acoustic_codes != offline.acoustic_codes).float().mean() < 1e-3
+    torch.testing.assert_close(out, audio, atol=1e-4, rtol=1e-4)
+
+
+def test_offline_chunking_equals_single_pass() -> None:
+    torch.manual_seed(0)
+    m = codec.HybridCodec(codec.CodecConfig.tiny(offline_chunk_frames=4)).eval()
+    big = codec.HybridCodec(codec.CodecConfig.tiny(offline_chunk_frames=1000)).eval()
+    big.load_state_dict(m.state_dict())
+    x = speechlike(2.0)
+    a, b = m.encode(x, 24000), big.encode(x, 24000)
+    assert torch.equal(a.semantic, b.semantic)
+    torch.testing.assert_close(m.decode(a), big.decode(a), atol=1e-4, rtol=1e-4)
+
+
+def test_streaming_chunk_errors(model: codec.HybridCodec) -> None:
+    with pytest.raises(RuntimeError, match="streaming"):
+        model.encode_chunk(torch.zeros(1, 1, 1920))
+    with model.streaming(1):
+        with pytest.raises(ValueError, match="multiple of 1920"):
+            model.encode_chunk(torch.zeros(1, 1, 1000))
+        with pytest.raises(ValueError, match="batch"):
+            model.encode_chunk(torch.zeros(2, 1, 1920))
+        with pytest.raises(RuntimeError, match="encode_chunk"):
+            model.encode(torch.zeros(1920), 24000)
+    with pytest.raises(ValueError, match="multiple of 1920"):
+        with model.streaming(1):
+            model.encode_chunk(torch.zeros(1, 1, 3000))
+
+
+# ----------------------------------------------------------------------------- quantizers
+def test_fsq_codes_values_round_trip() -> None:
+    codes = torch.arange(21)
+    values = fsq_codes_to_values(codes, 21)
+    assert values[0] == -1 and values[-1] == 1 and torch.allclose(values[10], torch.tensor(0.0))
+    assert torch.equal(fsq_values_to_codes(values, 21), codes)
+    x = torch.rand(1000) * 2 - 1
+    snapped = snap_to_grid(x, 21)
+    assert (snapped - x).abs().max() <= 0.05 + 1e-6
+    assert torch.equal(snap_to_grid(snapped, 21), snapped)
+
+
+def test_fsq_straight_through_and_schedule() -> None:
+    fsq = FSQ(21)
+    z = torch.randn(3, 5, 36, requires_grad=True)
+    out = fsq(z, torch.tensor([0, 1, 2]))
+    assert torch.allclose(out.values[0], fsq_codes_to_values(out.codes[0], 21))  # quantized
+    assert torch.allclose(out.values[2], torch.tanh(z[2]))  # continuous
+    assert (out.values[1] - torch.tanh(z[1])).abs().max() <= 0.05 + 1e-6  # dithered within one level
+    out.values.sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_vq_codes_valid_and_gradient_reaches_encoder() -> None:
+    torch.manual_seed(0)
+    m = codec.HybridCodec(codec.CodecConfig.tiny()).train()
+    out = m(speechlike(0.32)[None, None, : 1920 * 4])
+    assert out.vq.codes.shape == (1, 4) and int(out.vq.codes.max()) < 8192
+    (out.audio.pow(2).mean() + out.vq.commitment_loss).backward()
+    first = m.encoder.inp.conv.weight.grad
+    assert first is not None and first.abs().sum() > 0
+
+
+def test_vq_straight_through() -> None:
+    vq = SemanticVQ(16, 64, 4, dead_code_threshold=0.0, usage_decay=0.99)
+    z = torch.randn(2, 8, 16, requires_grad=True)
+    out = vq(z, torch.tensor([True, True]))
+    torch.testing.assert_close(out.vector, vq.embed(out.codes))  # forward is the codebook vector
+    out.vector.sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0  # backward skips the argmax
+
+
+def test_dead_code_restart_revives_unused_entries() -> None:
+    torch.manual_seed(0)
+    vq = SemanticVQ(16, 256, 4, dead_code_threshold=0.1, usage_decay=0.9).train()
+    z = torch.randn(4, 64, 16)
+    used_before = set(vq.encode(z).unique().tolist())
+    with torch.no_grad():  # all but a handful of codes have gone unused
+        vq.usage.zero_()
+        vq.usage[:8] = 1.0
+    before = vq.codebook.detach().clone()
+    vq(z)  # a training forward triggers the restart on this batch's encoder outputs
+    moved = (vq.codebook.detach() - before).abs().sum(-1) > 0
+    # Every code neither kept alive before nor picked by this batch is moved; live ones stay.
+    unused = torch.ones(256, dtype=torch.bool)
+    unused[:8] = False
+    unused[list(used_before)] = False
+    assert bool(moved[unused].all()) and not bool(moved[:8].any()) and int(moved.sum()) > 100
+    assert bool((vq.usage > 0).all())
+    used_after = set(vq.encode(z).unique().tolist())
+    assert len(used_after) > len(used_before)
+
+
+# ----------------------------------------------------------------------------- teachers
+@pytest.fixture(scope="module")
+def tiny_ssl_folder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from transformers import WavLMConfig, WavLMModel
+
+    cfg = WavLMConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                      conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
+                      num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("wavlm")
+    WavLMModel(cfg).save_pretrained(folder)
+    return str(folder)
+
+
+@dataclass
+class Batch:
+    wav: torch.Tensor
+    lengths: torch.Tensor
+    phonemes: torch.Tensor
+    phoneme_lengths: torch.Tensor
+
+
+def make_batch(x: torch.Tensor, phonemes: list[list[int]] | None = None) -> Batch:
+    b = x.shape[0]
+    ph = phonemes or [[] for _ in range(b)]
+    width = max(1, max(len(p) for p in ph))
+    return Batch(x, torch.full((b,), x.shape[-1]), torch.tensor([p + [0] * (width - len(p)) for p in ph]),
+                 torch.tensor([len(p) for p in ph]))
+
+
+class PlainOptimize:
+    """Minimal optimizer runner for tests: backward then step the named optimizer."""
+
+    def __init__(self, **optimizers: torch.optim.Optimizer) -> None:
+        self.optimizers = optimizers
+
+    def step(self, name: str, loss: torch.Tensor) -> None:
+        self.optimizers[name].zero_grad()
+        loss.backward()
+        self.optimizers[name].step()
+
+
+@pytest.mark.parametrize("arch", ["wavlm", "hubert"])
+def test_ssl_teacher_loads_offline_and_distils(tmp_path, monkeypatch, tiny_ssl_folder: str, arch: str) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = tiny_ssl_folder
+    if arch == "hubert":
+        from transformers import HubertConfig, HubertModel
+
+        cfg = HubertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 4),
+                           num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+        HubertModel(cfg).save_pretrained(tmp_path / "hubert")
+        folder = str(tmp_path / "hubert")
+    torch.manual_seed(0)
+    model = codec.HybridCodec(codec.CodecConfig.tiny()).train()
+    teacher = SSLTeacher(folder, layer=1, semantic_dim=model.config.semantic_dim)
+    batch = make_batch(torch.stack([speechlike(0.64, seed=s) for s in range(2)])[:, None])
+    params = list(model.parameters()) + list(teacher.parameters())
+    opt = torch.optim.Adam(params, lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = teacher(model(batch.wav).semantic, batch)
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.8 * losses[0]
+    model.save(tmp_path / "codec")
+    saved = load_file(str(tmp_path / "codec" / "model.safetensors"))
+    assert not any("teacher" in k or "wavlm" in k.lower() or "hubert" in k.lower() for k in saved)
+    assert set(saved) == set(model.state_dict())
+    assert not any(p is q for p in teacher.teacher.parameters() for q in teacher.parameters())
+
+
+def test_ssl_teacher_missing_model_is_clear(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="local folder"):
+        SSLTeacher(str(tmp_path / "nope"), layer=1, semantic_dim=16)
+    with pytest.raises(ValueError, match="teacher.model"):
+        TeacherConfig(kind="ssl")
+
+
+def test_phoneme_ctc_teacher_learns() -> None:
+    torch.manual_seed(0)
+    head = PhonemeCTCTeacher(semantic_dim=16, num_phonemes=10, upsample=4)
+    semantic = torch.randn(2, 6, 16, requires_grad=True)
+    batch = make_batch(torch.zeros(2, 1, 6 * 1920), [[3, 4, 5, 6, 7], [2, 2, 9]])
+    opt = torch.optim.Adam([semantic, *head.parameters()], lr=0.05)
+    first = None
+    for _ in range(30):
+        loss = head(semantic, batch)
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.3 * first
+    empty = make_batch(torch.zeros(2, 1, 1920))
+    assert float(head(semantic, empty)) == 0.0
+
+
+# ----------------------------------------------------------------------------- files
+def test_save_load_bit_identical(tmp_path, model: codec.HybridCodec) -> None:
+    model.save(tmp_path / "m")
+    loaded = codec.load(tmp_path / "m")
+    assert not loaded.training
+    x = speechlike(1.0, seed=3)
+    a, b = model.encode(x, 24000), loaded.encode(x, 24000)
+    assert torch.equal(a.semantic, b.semantic) and torch.equal(a.acoustic_codes, b.acoustic_codes)
+    assert loaded.weights_hash == model.weights_hash
+    assert loaded.config == model.config
+
+
+def test_load_errors(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="no codec"):
+        codec.load(tmp_path / "missing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        codec.load(tmp_path / "bad")
+    (tmp_path / "bad" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="cannot read weights"):
+        codec.load(tmp_path / "bad")
+    (tmp_path / "bad" / "config.json").write_text('{"dimm": 3}')
+    with pytest.raises(ValueError, match="unknown codec config key"):
+        codec.load(tmp_path / "bad")
+
+
+# ----------------------------------------------------------------------------- learning
+def test_tiny_codec_learns_a_clip() -> None:
+    torch.manual_seed(0)
+    cfg = codec.CodecConfig.tiny(dim=64, semantic_vq_prob=1.0, acoustic_quantize_prob=1.0, acoustic_dither_prob=0.0)
+    model = codec.HybridCodec(cfg).train()
+    disc = MultiResolutionDiscriminator(DiscriminatorConfig(n_ffts=(512, 256), channels=8))
+    loss_cfg = LossConfig(mel_windows=(128, 512, 2048), mel_bins=(20, 40, 80), adversarial_start=40)
+    recon = ReconstructionLoss(loss_cfg)
+    batch = make_batch(speechlike(1.28, seed=4)[None, None, : 1920 * 16])
+    opt = PlainOptimize(gen=torch.optim.Adam(model.parameters(), lr=2e-3),
+                        disc=torch.optim.Adam(disc.parameters(), lr=1e-4))
+    model.eval()
+    with torch.no_grad():
+        start = float(recon(model(batch.wav).audio, batch.wav, with_stft=False)[0])
+    model.train()
+    for step in range(80):
+        logs = codec_train_step(model, disc, None, recon, loss_cfg, batch, step, opt)
+        assert math.isfinite(logs["loss"])
+    assert "adv" in logs and "disc" in logs
+    model.eval()
+    with torch.no_grad():
+        end = float(recon(model(batch.wav).audio, batch.wav, with_stft=False)[0])
+    assert end < 0.6 * start, (start, end)
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "wav, rate, exc, match",
+    [
+        (torch.zeros(0), 24000, ValueError, "empty"),
+        (torch.zeros(2, 0), 24000, ValueError, "empty"),
+        (torch.tensor([0.0, float("nan"), 0.0]), 24000, ValueError, "NaN"),
+        (torch.tensor([0.0, float("inf")]), 24000, ValueError, "NaN or Inf"),
+        (torch.zeros(100, dtype=torch.int16), 24000, TypeError, "floating-point"),
+        (torch.zeros(1, 1, 1, 100), 24000, ValueError, "shape"),
+        ([0.0, 0.1], 24000, TypeError, "torch.Tensor"),
+        (torch.zeros(100), 0, ValueError, "sample_rate"),
+    ],
+)
+def test_encode_rejects_bad_input(model: codec.HybridCodec, wav, rate, exc, match) -> None:
+    with pytest.raises(exc, match=match):
+        model.encode(wav, rate)
+
+
+def test_decode_rejects_bad_latents(model: codec.HybridCodec) -> None:
+    lat = model.encode(torch.zeros(1920), 24000)
+    with pytest.raises(ValueError, match="semantic codes"):
+        model.decode(codec.Latents(lat.semantic + 9000, lat.acoustic_codes, 1920))
+    with pytest.raises(ValueError, match="acoustic codes"):
+        model.decode(codec.Latents(lat.semantic, lat.acoustic_codes + 30, 1920))
+    with pytest.raises(ValueError, match="acoustic_codes must be"):
+        codec.Latents(lat.semantic, lat.acoustic_codes[:, :, 0], 1920)
+    with pytest.raises(TypeError, match="Latents"):
+        model.decode(lat.semantic)
+
+
+def test_silence_encodes(model: codec.HybridCodec) -> None:
+    out = model.decode(model.encode(torch.zeros(24000), 24000))
+    assert out.shape == (1, 1, 24000) and torch.isfinite(out).all()

@@ -1,0 +1,224 @@
+"""Speech generation end to end with a tiny random codec: voice prompts, streaming, loading, CLI."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from codec import FRAME_SIZE, CodecConfig, HybridCodec
+from tts import SamplingConfig, Synthesizer, TTSConfig, TTSModel, load
+from tts.cli import main
+
+SR = 24000
+FAST = SamplingConfig(steps=2, max_seconds=0.8)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def codec_model() -> HybridCodec:
+    torch.manual_seed(0)
+    return HybridCodec(CodecConfig.tiny()).eval()
+
+
+@pytest.fixture(scope="module")
+def synth(codec_model) -> Synthesizer:
+    torch.manual_seed(1)
+    cfg = TTSConfig.tiny(semantic_dim=codec_model.semantic_dim, codec_weights_hash=codec_model.weights_hash)
+    return Synthesizer(TTSModel(cfg), codec_model)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, synth) -> str:
+    root = tmp_path_factory.mktemp("tts")
+    synth.codec.save(root / "tts" / "codec")
+    synth.model.config.codec = "codec"  # relative to the TTS folder
+    synth.save(root / "tts")
+    return str(root / "tts")
+
+
+def _voice(seconds: float, sr: int = SR, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * sr)) / sr
+    return 0.3 * torch.sin(2 * torch.pi * 180 * t) + 0.05 * torch.randn(t.shape, generator=g)
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def test_generate_returns_24khz_audio_of_whole_frames(synth):
+    audio = _quiet(synth.generate, "Hello there.", "en", _voice(3.2), SR, sampling=FAST, seed=0)
+    assert audio.dim() == 1 and audio.numel() == 10 * FRAME_SIZE
+    assert torch.isfinite(audio).all() and audio.abs().max() <= 1.0
+
+
+def test_same_seed_same_audio(synth):
+    a = _quiet(synth.generate, "Hello there.", "en", _voice(3.2), SR, sampling=FAST, seed=3)
+    b = _quiet(synth.generate, "Hello there.", "en", _voice(3.2), SR, sampling=FAST, seed=3)
+    assert torch.equal(a, b)
+
+
+def test_stream_equals_offline_decode_of_the_same_frames(synth):
+    voice = _voice(3.2)
+    latents = _quiet(synth.generate_latents, "Bonjour.", "fr", voice, SR, sampling=FAST, seed=5)
+    chunks = _quiet(lambda: list(synth.stream("Bonjour.", "fr", voice, SR, sampling=FAST, seed=5)))
+    assert len(chunks) == latents.num_frames == 10
+    assert all(c.shape == (FRAME_SIZE,) for c in chunks)
+    offline = synth.codec.decode(latents)[0, 0]
+    torch.testing.assert_close(torch.cat(chunks), offline, rtol=0, atol=1e-5)
+    # And the streamed audio is what generate() returns.
+    audio = _quiet(synth.generate, "Bonjour.", "fr", voice, SR, sampling=FAST, seed=5)
+    torch.testing.assert_close(torch.cat(chunks), audio, rtol=0, atol=1e-5)
+
+
+def test_first_chunk_arrives_before_the_rest_is_generated(synth):
+    made = []
+    model = synth.model
+    original = model.sample_acoustic
+
+    def counting(*args, **kwargs):
+        made.append(1)
+        return original(*args, **kwargs)
+
+    model.sample_acoustic = counting
+    try:
+        stream = _quiet(synth.stream, "Hola.", "es", _voice(3.2), SR, sampling=FAST, seed=0)
+        first = _quiet(next, stream)
+        assert first.shape == (FRAME_SIZE,) and len(made) == 1
+        stream.close()
+    finally:
+        del model.sample_acoustic
+
+
+def test_voice_prompt_lengths(synth):
+    with pytest.raises(ValueError, match=r"0\.50 s long; at least 1 s"):
+        synth.voice_prompt(_voice(0.5), SR)
+    with pytest.warns(UserWarning, match="only 1.50 s"):
+        p = synth.voice_prompt(_voice(1.5), SR)
+    assert p.num_frames == 19
+    with pytest.warns(UserWarning, match="first 30 s"):
+        p = synth.voice_prompt(_voice(31.0, sr=8000), 8000)
+    assert p.num_samples == 30 * SR and p.num_frames == 375
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = synth.voice_prompt(_voice(4.0, sr=16000), 16000)  # resampled, no warning
+    assert p.num_samples == 4 * SR
+    # Already-encoded prompts go through the same checks.
+    with pytest.warns(UserWarning, match="first 30 s"):
+        long = synth.voice_prompt(synth.codec.encode(_voice(32.0, sr=8000), 8000))
+    assert long.num_frames == 375
+    with pytest.raises(ValueError, match="at least 1 s"):
+        synth.voice_prompt(synth.codec.encode(_voice(0.5), SR))
+
+
+def test_voice_prompt_from_file_and_bad_inputs(synth, tmp_path):
+    path = tmp_path / "ref.wav"
+    stereo = torch.stack([_voice(3.5, 22050), _voice(3.5, 22050, seed=1)], dim=1).numpy()
+    sf.write(str(path), stereo, 22050)
+    p = synth.voice_prompt(str(path))
+    assert p.batch_size == 1 and p.num_samples == round(3.5 * SR)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        synth.voice_prompt(tmp_path / "missing.wav")
+    (tmp_path / "junk.wav").write_bytes(b"not audio")
+    with pytest.raises(ValueError, match="cannot read voice prompt"):
+        synth.voice_prompt(tmp_path / "junk.wav")
+    with pytest.raises(ValueError, match="needs its sample_rate"):
+        synth.voice_prompt(_voice(3.0))
+    with pytest.raises(ValueError, match="only with a waveform"):
+        synth.voice_prompt(path, 16000)
+    with pytest.raises(ValueError, match=r"\[N\] or \[C, N\]"):
+        synth.voice_prompt(torch.zeros(1, 1, 1, 72000), SR)
+    with pytest.raises(TypeError, match="voice must be"):
+        synth.voice_prompt(np.zeros(72000), SR)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="NaN"):
+        synth.voice_prompt(torch.full((72000,), float("nan")), SR)
+
+
+def test_bad_text_is_refused_before_any_work(synth):
+    with pytest.raises(ValueError, match="unsupported language 'klingon'"):
+        synth.generate("Hello", "klingon", _voice(3.0), SR)
+    with pytest.raises(ValueError, match="text is empty"):
+        synth.generate("  ", "en", _voice(3.0), SR)
+    # Text errors come before voice errors (cheap checks first).
+    with pytest.raises(ValueError, match="text is empty"):
+        synth.generate("", "en", _voice(0.1), SR)
+
+
+def test_load_folder_with_relative_codec(model_dir, synth):
+    again = load(model_dir)
+    assert again.codec.weights_hash == synth.codec.weights_hash
+    a = _quiet(again.generate, "Hallo.", "de", _voice(3.2), SR, sampling=FAST, seed=2)
+    b = _quiet(synth.generate, "Hallo.", "de", _voice(3.2), SR, sampling=FAST, seed=2)
+    torch.testing.assert_close(a, b)
+
+
+def test_load_refuses_another_codec_and_unknown_models(model_dir):
+    torch.manual_seed(99)
+    other = HybridCodec(CodecConfig.tiny()).eval()
+    with pytest.raises(ValueError, match="weights hash"):
+        load(model_dir, codec=other)
+    with pytest.raises(ValueError, match="different latent layouts"):
+        Synthesizer(TTSModel(TTSConfig.tiny()), other)  # semantic_dim 256 vs the codec's 16
+    with pytest.raises(FileNotFoundError, match="no TTS model 'nope'"):
+        load("nope")
+
+
+def test_cli_generate_writes_audio(model_dir, tmp_path, capsys):
+    ref = tmp_path / "ref.wav"
+    sf.write(str(ref), _voice(3.2).numpy(), SR)
+    out = tmp_path / "out" / "speech.wav"
+    rc = _quiet(main, ["generate", "--model", model_dir, "--text", "Ciao a tutti.", "--lang", "it",
+                       "--voice", str(ref), "-o", str(out), "--steps", "2", "--cfg", "1.5", "--temperature", "0.7",
+                       "--top-k", "10", "--seed", "1", "--max-seconds", "0.4"])
+    assert rc == 0
+    audio, sr = sf.read(str(out))
+    assert sr == SR and len(audio) == 5 * FRAME_SIZE
+    assert "RTF" in capsys.readouterr().out
+
+
+def test_cli_reports_bad_input(model_dir, tmp_path, capsys):
+    ref = tmp_path / "ref.wav"
+    sf.write(str(ref), _voice(0.4).numpy(), SR)
+    rc = main(["generate", "--model", model_dir, "--text", "Hi", "--lang", "en", "--voice", str(ref),
+               "-o", str(tmp_path / "o.wav")])
+    assert rc == 1
+    assert "at least 1 s" in capsys.readouterr().err
+    rc = main(["generate", "--model", model_dir, "--text", "Hi", "--lang", "xx", "--voice", str(ref),
+               "-o", str(tmp_path / "o.wav")])
+    assert rc == 1
+    assert "unsupported language" in capsys.readouterr().err
+
+
+def test_cli_demo_speaks_each_language_with_a_held_out_voice(model_dir, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = []
+    for lang, seconds in (("en", 3.2), ("fr", 2.0), ("de", 3.5)):
+        sf.write(str(corpus / f"{lang}.wav"), _voice(seconds).numpy(), SR)
+        lines.append({"path": f"{lang}.wav", "text": "x", "lang": lang, "speaker": lang, "duration": seconds,
+                      "split": "test"})
+    lines.append({"path": "en.wav", "text": "x", "lang": "it", "speaker": "it", "duration": 3.2, "split": "train"})
+    (corpus / "manifest.jsonl").write_text("".join(__import__("json").dumps(x) + "\n" for x in lines))
+    import tts.demo
+
+    sampling = SamplingConfig(steps=1, max_seconds=0.4)
+    synth = load(model_dir)
+    written = _quiet(tts.demo.speak_demo, synth, corpus / "manifest.jsonl", tmp_path / "out", sampling=sampling)
+    assert sorted(p.name for p in written) == ["tts_de.wav", "tts_en.wav", "tts_fr.wav"]
+    assert (tmp_path / "out" / "tts_en_prompt.wav").is_file()
+    rc = _quiet(main, ["demo", "--model", model_dir, "--corpus", str(corpus / "manifest.jsonl"),
+                       "--out", str(tmp_path / "out2"), "--split", "train", "--max-seconds", "0.4"])
+    assert rc == 0 and (tmp_path / "out2" / "tts_it.wav").is_file()

@@ -1,0 +1,167 @@
+"""Configuration of the TTS model (architecture + the codec it speaks) and of sampling."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BACKBONES = ("mistral", "llama")
+TEXT_FRONTENDS = ("phonemes", "bytes")
+SOLVERS = ("euler", "midpoint")
+SCHEDULES = ("linear", "cosine")
+
+
+@dataclass
+class TTSConfig:
+    """Architecture of a :class:`~tts.model.TTSModel` and the codec whose latents it models.
+
+    The backbone is a decoder-only ``transformers`` Mistral/Llama model driven with
+    ``inputs_embeds``; the flow head is a small bidirectional transformer over three
+    tokens (hidden state, time, noisy acoustic vector). ``configs/tts_base.yaml`` scales
+    it to a Ministral-3B-shaped backbone.
+    """
+
+    # Codec: a shipped name (``hylac-tiny``) or a folder; a relative folder is resolved
+    # against the TTS checkpoint folder first. The weights hash pins the latent space.
+    codec: str = "hylac-tiny"
+    codec_weights_hash: str = ""
+    semantic_codebook_size: int = 8192
+    semantic_dim: int = 256
+    acoustic_dim: int = 36
+    acoustic_levels: int = 21
+    # Text front-end: ``phonemes`` (espeak-ng IPA) or ``bytes`` (UTF-8).
+    text_frontend: str = "phonemes"
+    # Backbone (defaults: the CPU-trainable hylac-tts-tiny).
+    backbone: str = "mistral"
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    head_dim: int | None = None
+    intermediate_size: int = 384
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-5
+    max_positions: int = 1024
+    # Flow-matching acoustic head.
+    flow_dim: int = 96
+    flow_layers: int = 2
+    flow_heads: int = 4
+    flow_mlp_ratio: float = 2.0
+    # Share of training frames whose condition ``h`` is zeroed, so one network also
+    # knows the unconditional velocity that classifier-free guidance needs.
+    cond_dropout: float = 0.1
+    # Noise draws per target frame in the flow loss: several draws per backbone pass
+    # lower the variance of the loss for little compute (the head is small).
+    flow_samples_per_frame: int = 2
+    flow_loss_weight: float = 1.0
+    semantic_loss_weight: float = 1.0
+    # Voice prompt bounds (seconds).
+    min_prompt_seconds: float = 1.0
+    recommended_min_prompt_seconds: float = 3.0
+    max_prompt_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.text_frontend not in TEXT_FRONTENDS:
+            raise ValueError(f"text_frontend must be one of {TEXT_FRONTENDS}, got {self.text_frontend!r}")
+        if self.head_dim is None and self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}")
+        if self.flow_dim % self.flow_heads:
+            raise ValueError(f"flow_dim={self.flow_dim} is not divisible by flow_heads={self.flow_heads}")
+        if not 0.0 <= self.cond_dropout < 1.0:
+            raise ValueError(f"cond_dropout must be in [0, 1), got {self.cond_dropout}")
+        if self.flow_samples_per_frame < 1:
+            raise ValueError("flow_samples_per_frame must be >= 1")
+        if not 0 < self.min_prompt_seconds <= self.recommended_min_prompt_seconds <= self.max_prompt_seconds:
+            raise ValueError("need 0 < min_prompt_seconds <= recommended_min_prompt_seconds <= max_prompt_seconds")
+        if self.max_positions < 16:
+            raise ValueError("max_positions must be >= 16")
+
+    @property
+    def eoa_index(self) -> int:
+        """Index of the end-of-audio class in the semantic head (after the codebook)."""
+        return self.semantic_codebook_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TTSConfig:
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ValueError(f"unknown TTS config key(s) {unknown}; valid keys: {sorted(valid)}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TTSConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> TTSConfig:
+        """A test-size model: runs a forward pass in milliseconds on a CPU."""
+        base: dict[str, Any] = dict(
+            hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64,
+            flow_dim=32, flow_layers=2, flow_heads=2, max_positions=512,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+
+@dataclass
+class SamplingConfig:
+    """How frames are drawn at generation time.
+
+    Attributes:
+        steps: ODE solver steps per frame (Euler: one velocity evaluation each, midpoint: two).
+        cfg: classifier-free guidance strength alpha (1.0 = no guidance).
+        temperature: semantic-code sampling temperature (0 = greedy).
+        top_k: keep only the k most likely semantic classes (0 = all).
+        solver: ``euler`` or ``midpoint`` (two evaluations per step).
+        schedule: ODE time grid, ``linear`` or ``cosine`` (denser near the noise end, like
+            F5-TTS's sway sampling).
+        max_seconds: generation stops after this much audio (guards never-ending output).
+        min_frames: end-of-audio is not allowed before this many frames.
+    """
+
+    steps: int = 8
+    cfg: float = 1.2
+    temperature: float = 0.8
+    top_k: int = 50
+    solver: str = "euler"
+    schedule: str = "linear"
+    max_seconds: float = 30.0
+    min_frames: int = 1
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.cfg < 0:
+            raise ValueError(f"cfg must be >= 0, got {self.cfg}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if self.min_frames < 0:
+            raise ValueError(f"min_frames must be >= 0, got {self.min_frames}")

@@ -1,0 +1,64 @@
+"""One sentence per language, spoken with a held-out voice from the corpus (``hylac-tts demo``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import soundfile as sf
+
+from .config import SamplingConfig
+from .synthesizer import Synthesizer
+
+DEMO_SENTENCES: dict[str, str] = {
+    "en": "The weather is lovely today, so we are going for a walk by the river.",
+    "fr": "Il fait beau aujourd'hui, alors nous allons nous promener au bord de la rivière.",
+    "es": "Hoy hace buen tiempo, así que vamos a dar un paseo junto al río.",
+    "de": "Heute ist schönes Wetter, also gehen wir am Fluss spazieren.",
+    "it": "Oggi il tempo è bello, quindi andiamo a fare una passeggiata lungo il fiume.",
+    "pt": "Hoje o tempo está bom, então vamos passear à beira do rio.",
+    "nl": "Het is vandaag mooi weer, dus we gaan wandelen langs de rivier.",
+    "hi": "आज मौसम अच्छा है, इसलिए हम नदी के किनारे टहलने जा रहे हैं।",
+    "ar": "الطقس جميل اليوم، لذلك سنتمشى على ضفة النهر.",
+}
+
+
+def held_out_voices(manifest: str | Path, split: str = "test") -> dict[str, Path]:
+    """For each language, the longest ``split`` recording (of 3 s or more when there is one)."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"corpus manifest {str(manifest)!r} does not exist")
+    best: dict[str, tuple[float, Path]] = {}
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        e = json.loads(line)
+        if e.get("split") != split:
+            continue
+        dur = float(e.get("duration", 0.0))
+        if e["lang"] not in best or dur > best[e["lang"]][0]:
+            best[e["lang"]] = (dur, manifest.parent / e["path"])
+    if not best:
+        raise ValueError(f"{manifest}: no recordings in split {split!r}")
+    return {lang: path for lang, (_, path) in best.items()}
+
+
+def speak_demo(synth: Synthesizer, manifest: str | Path, out: str | Path, split: str = "test",
+               sampling: SamplingConfig | None = None, seed: int = 0) -> list[Path]:
+    """Write ``out/tts_<lang>.wav`` (and the prompt as ``out/tts_<lang>_prompt.wav``) for every
+    language that has a held-out voice; returns the generated files."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    voices = held_out_voices(manifest, split)
+    written = []
+    for lang, sentence in DEMO_SENTENCES.items():
+        if lang not in voices:
+            continue
+        audio = synth.generate(sentence, lang, voices[lang], sampling=sampling, seed=seed)
+        path = out / f"tts_{lang}.wav"
+        sf.write(str(path), audio.numpy(), synth.sample_rate)
+        data, sr = sf.read(str(voices[lang]), dtype="float32")
+        sf.write(str(out / f"tts_{lang}_prompt.wav"), data, sr)
+        written.append(path)
+    return written
+
