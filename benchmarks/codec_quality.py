@@ -11,8 +11,9 @@ of the decoded audio against the pocketsphinx transcript of the original.
 
 Data (all that apply): the corpus's held-out test manifest (`data/corpus/test.jsonl`,
 JSON lines with `path` relative to the manifest, `text`, `lang`), the clips bundled in
-`codec/assets/`, and every `--data` folder (audio files read recursively; their language
-is `--data-lang`) or `.jsonl` manifest. Writes `codec_quality.json` (per clip and means,
+`codec/assets/`, and every `--data` folder or `.jsonl` manifest. A folder with a
+`manifest.jsonl` is read through it; otherwise its audio files are read recursively and
+their language is `--data-lang`. Writes `codec_quality.json` (per clip and means,
 plus the environment), `codec_quality.md` and `codec_quality.png` under `--out`.
 """
 
@@ -153,15 +154,19 @@ def clips_from_folder(folder: Path, lang: str | None, max_seconds: float | None)
 
 def gather_clips(data: Sequence[str] | None, data_lang: str | None, max_clips: int | None,
                  max_seconds: float | None) -> list[Clip]:
-    """Clips from `data` (folders or manifests), or the default test data when empty."""
+    """Clips from `data` (folders or manifests), or the default test data when empty.
+
+    With `max_clips`, that many clips evenly spaced over the full list are kept.
+    """
     sources: list[Path] = [Path(d) for d in data] if data else []
     if not sources:
         sources = [p for p in (DEFAULT_MANIFEST, ASSETS_DIR) if p.exists()]
     clips: list[Clip] = []
     for src in sources:
-        if src.is_dir():
-            lang = data_lang if src != ASSETS_DIR else "en"
-            clips += clips_from_folder(src, lang, max_seconds)
+        if src.is_dir() and (src / "manifest.jsonl").is_file():
+            clips += clips_from_manifest(src / "manifest.jsonl", max_seconds)
+        elif src.is_dir():
+            clips += clips_from_folder(src, data_lang, max_seconds)
         elif src.is_file() and src.suffix == ".jsonl":
             clips += clips_from_manifest(src, max_seconds)
         elif src.is_file() and src.suffix.lower() in AUDIO_SUFFIXES:
@@ -173,7 +178,11 @@ def gather_clips(data: Sequence[str] | None, data_lang: str | None, max_clips: i
             "no test clips found: pass --data DIR_OR_MANIFEST (default data is "
             f"{DEFAULT_MANIFEST.relative_to(REPO_ROOT)} and {ASSETS_DIR.relative_to(REPO_ROOT)}/)"
         )
-    return clips[:max_clips] if max_clips else clips
+    if max_clips and len(clips) > max_clips:
+        # Evenly spaced picks keep every language and voice of a sorted corpus represented.
+        picks = np.linspace(0, len(clips) - 1, max_clips).round().astype(int)
+        clips = [clips[i] for i in picks]
+    return clips
 
 
 # -------------------------------------------------------------------------- running
@@ -297,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--systems", nargs="*", default=list(BASELINE_NAMES),
                         help=f"classic systems (default: {' '.join(BASELINE_NAMES)})")
     parser.add_argument("--metrics", nargs="+", default=list(M.METRICS), choices=M.METRICS)
-    parser.add_argument("--max-clips", type=int, default=None, help="use the first N clips")
+    parser.add_argument("--max-clips", type=int, default=30,
+                        help="score N clips spread evenly over the data (default 30; 0: all)")
     parser.add_argument("--max-seconds", type=float, default=20.0,
                         help="cut each clip to this length (default 20 s)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")

@@ -29,7 +29,6 @@ class STFTDiscriminator(nn.Module):
     def __init__(self, n_fft: int, channels: int) -> None:
         super().__init__()
         self.n_fft = n_fft
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         c = channels
         self.convs = nn.ModuleList([
             weight_norm(nn.Conv2d(2, c, (3, 9), padding=(1, 4))),
@@ -41,7 +40,10 @@ class STFTDiscriminator(nn.Module):
         self.post = weight_norm(nn.Conv2d(c, 1, (3, 3), padding=(1, 1)))
 
     def forward(self, wav: Tensor) -> tuple[Tensor, list[Tensor]]:
-        spec = torch.stft(wav[:, 0].float(), self.n_fft, self.n_fft // 4, window=self.window, return_complex=True)
+        # The window is made per call, not kept as a buffer: DDP rewrites buffers in place at
+        # every forward, which would invalidate graphs of earlier forwards in the same step.
+        window = torch.hann_window(self.n_fft, device=wav.device)
+        spec = torch.stft(wav[:, 0].float(), self.n_fft, self.n_fft // 4, window=window, return_complex=True)
         x = torch.view_as_real(spec).permute(0, 3, 2, 1)  # [B, 2, frames, bins]
         features = []
         for conv in self.convs:
@@ -63,7 +65,7 @@ class MultiResolutionDiscriminator(nn.Module):
 
 def discriminator_hinge_loss(real: list[tuple[Tensor, list[Tensor]]], fake: list[tuple[Tensor, list[Tensor]]]) -> Tensor:
     """Hinge loss for the discriminator: push real logits above 1 and fake below -1."""
-    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for (r, _), (f, _) in zip(real, fake))
+    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for (r, _), (f, _) in zip(real, fake, strict=False))
 
 
 def generator_adversarial_loss(fake: list[tuple[Tensor, list[Tensor]]]) -> Tensor:
@@ -74,7 +76,7 @@ def generator_adversarial_loss(fake: list[tuple[Tensor, list[Tensor]]]) -> Tenso
 def feature_matching_loss(real: list[tuple[Tensor, list[Tensor]]], fake: list[tuple[Tensor, list[Tensor]]]) -> Tensor:
     """L1 between the discriminator's features on real audio and on reconstructions, per layer."""
     total = 0.0
-    for (_, rf), (_, ff) in zip(real, fake):
-        for r, f in zip(rf, ff):
+    for (_, rf), (_, ff) in zip(real, fake, strict=False):
+        for r, f in zip(rf, ff, strict=False):
             total = total + F.l1_loss(f, r.detach())
     return total

@@ -6,6 +6,7 @@ codec losses, so there is exactly one definition of a training step.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,7 +16,11 @@ from audiotools import AudioSignal
 from audiotools.metrics.spectral import MelSpectrogramLoss, MultiScaleSTFTLoss
 from torch import Tensor, nn
 
-from .discriminator import discriminator_hinge_loss, feature_matching_loss, generator_adversarial_loss
+from .discriminator import (
+    discriminator_hinge_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
 from .latents import SAMPLE_RATE
 from .model import CodecOutput
 
@@ -72,8 +77,11 @@ class ReconstructionLoss(nn.Module):
     def forward(self, estimate: Tensor, reference: Tensor, with_stft: bool = True) -> tuple[Tensor, Tensor]:
         x = AudioSignal(estimate.float(), SAMPLE_RATE)
         y = AudioSignal(reference.float(), SAMPLE_RATE)
-        stft = self.stft(x, y) if with_stft else estimate.new_zeros(())
-        return self.mel(x, y), stft
+        with warnings.catch_warnings():
+            # audiotools notes every STFT whose frame count was rounded; that is expected here.
+            warnings.filterwarnings("ignore", message="stft_data changed shape")
+            stft = self.stft(x, y) if with_stft else estimate.new_zeros(())
+            return self.mel(x, y), stft
 
 
 def codec_train_step(
@@ -109,16 +117,16 @@ def codec_train_step(
     if use_gan:
         d_loss = discriminator_hinge_loss(discriminator(wav), discriminator(recon.detach()))
         opt.step("disc", d_loss)
-        logs["disc"] = float(d_loss)
+        logs["disc"] = float(d_loss.detach())
 
     decay = 0.5 ** (step / cfg.reconstruction_half_life)
     mel, stft = recon_loss(recon, wav, with_stft=cfg.stft > 0)
     total = cfg.mel * mel + cfg.stft * decay * stft
-    logs["mel"] = float(mel)
+    logs["mel"] = float(mel.detach())
     if cfg.waveform > 0:
         wave = F.l1_loss(recon, wav)
         total = total + cfg.waveform * decay * wave
-        logs["waveform"] = float(wave)
+        logs["waveform"] = float(wave.detach())
     if use_gan:
         fake = discriminator(recon)
         with torch.no_grad():
@@ -126,16 +134,16 @@ def codec_train_step(
         adv = generator_adversarial_loss(fake)
         fm = feature_matching_loss(real, fake)
         total = total + cfg.adversarial * adv + cfg.feature_matching * fm
-        logs["adv"], logs["feat"] = float(adv), float(fm)
+        logs["adv"], logs["feat"] = float(adv.detach()), float(fm.detach())
     total = total + cfg.commitment * out.vq.commitment_loss + cfg.codebook * out.vq.codebook_loss
-    logs["commit"] = float(out.vq.commitment_loss)
+    logs["commit"] = float(out.vq.commitment_loss.detach())
     logs["perplexity"] = float(out.vq.perplexity)
     if teacher is not None and cfg.distill > 0:
         distill = teacher(out.semantic, batch)
         total = total + cfg.distill * distill
-        logs["distill"] = float(distill)
+        logs["distill"] = float(distill.detach())
     opt.step("gen", total)
-    logs["loss"] = float(total)
+    logs["loss"] = float(total.detach())
     return logs
 
 

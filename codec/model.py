@@ -34,7 +34,7 @@ class Encoder(nn.Module):
         self.inp = CausalConv1d(cfg.patch_size, cfg.dim, kernel_size=3)
         self.stages = nn.ModuleList()
         self.downs = nn.ModuleList()
-        for layers, window, stride in zip(cfg.encoder_layers, cfg.encoder_windows, cfg.encoder_strides):
+        for layers, window, stride in zip(cfg.encoder_layers, cfg.encoder_windows, cfg.encoder_strides, strict=False):
             self.stages.append(Transformer(cfg.dim, cfg.num_heads, layers, window, cfg.mlp_ratio, cfg.layer_scale))
             kernel = 2 * stride if stride > 1 else 3
             self.downs.append(CausalConv1d(cfg.dim, cfg.dim, kernel, stride))
@@ -45,7 +45,7 @@ class Encoder(nn.Module):
         b, _, n = wav.shape
         x = wav.reshape(b, n // self.patch, self.patch).transpose(1, 2)  # [B, 240, T100]
         x = self.inp(x)
-        for stage, down in zip(self.stages, self.downs):
+        for stage, down in zip(self.stages, self.downs, strict=False):
             x = stage(x.transpose(1, 2)).transpose(1, 2)
             x = down(x)
         return self.out(self.norm(x.transpose(1, 2)))
@@ -59,7 +59,7 @@ class Decoder(nn.Module):
         self.inp = nn.Linear(cfg.semantic_dim + cfg.acoustic_dim, cfg.dim)
         self.ups = nn.ModuleList()
         self.stages = nn.ModuleList()
-        for layers, window, stride in zip(cfg.decoder_layers, cfg.decoder_windows, cfg.decoder_strides):
+        for layers, window, stride in zip(cfg.decoder_layers, cfg.decoder_windows, cfg.decoder_strides, strict=False):
             self.ups.append(Upsample1d(cfg.dim, cfg.dim, stride) if stride > 1 else CausalConv1d(cfg.dim, cfg.dim, 3))
             self.stages.append(Transformer(cfg.dim, cfg.num_heads, layers, window, cfg.mlp_ratio, cfg.layer_scale))
         self.norm = nn.LayerNorm(cfg.dim)
@@ -67,7 +67,7 @@ class Decoder(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.inp(z).transpose(1, 2)  # [B, D, T]
-        for up, stage in zip(self.ups, self.stages):
+        for up, stage in zip(self.ups, self.stages, strict=False):
             x = up(x)
             x = stage(x.transpose(1, 2)).transpose(1, 2)
         patches = self.out(self.norm(x.transpose(1, 2)))  # [B, T100, 240]

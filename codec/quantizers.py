@@ -49,7 +49,9 @@ class SemanticVQ(nn.Module):
         self.codebook = nn.Parameter(F.normalize(torch.randn(codebook_size, lookup_dim), dim=-1))
         self.dead_code_threshold = dead_code_threshold
         self.usage_decay = usage_decay
-        self.register_buffer("usage", torch.ones(codebook_size))
+        # Zero usage marks every code dead, so the first training batch places the whole
+        # codebook on encoder outputs (a data-dependent initialisation).
+        self.register_buffer("usage", torch.zeros(codebook_size))
 
     def _lookup(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """``z [B, T, dim]`` -> (normalised low-dim input ``[B, T, L]``, codes ``[B, T]``)."""
@@ -86,35 +88,44 @@ class SemanticVQ(nn.Module):
 
     @torch.no_grad()
     def _update_usage(self, counts: Tensor, e: Tensor) -> None:
+        if _distributed():
+            # Every rank must hold the same usage statistics to make the same restarts.
+            torch.distributed.all_reduce(counts)
         self.usage.mul_(self.usage_decay).add_(counts, alpha=1 - self.usage_decay)
         self.restart_dead_codes(e.reshape(-1, e.shape[-1]))
 
     @torch.no_grad()
-    def restart_dead_codes(self, candidates: Tensor) -> int:
+    def restart_dead_codes(self, candidates: Tensor, pool: int = 512) -> int:
         """Move codes used far less than average onto random ``candidates [N, L]``; returns how many.
 
-        Under DistributedDataParallel every rank must pick the same replacements, so
-        candidates and usage are gathered first when a process group is active.
+        Under DistributedDataParallel each rank contributes ``pool`` candidates (a fixed
+        count, so the gather lines up whatever the local batch length) and every rank then
+        picks the same replacements.
         """
-        usage = self.usage
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            world = torch.distributed.get_world_size()
-            gathered = [torch.empty_like(candidates) for _ in range(world)]
-            torch.distributed.all_gather(gathered, candidates.contiguous())
+        if candidates.shape[0] == 0:
+            return 0
+        if _distributed():
+            pick = torch.randint(0, candidates.shape[0], (pool,), device=candidates.device)
+            local = candidates[pick].contiguous()
+            gathered = [torch.empty_like(local) for _ in range(torch.distributed.get_world_size())]
+            torch.distributed.all_gather(gathered, local)
             candidates = torch.cat(gathered)
-            torch.distributed.all_reduce(usage)
-            usage.div_(world)
+        usage = self.usage
         dead = usage < self.dead_code_threshold * usage.mean()
         n = int(dead.sum())
-        if n == 0 or candidates.shape[0] == 0:
+        if n == 0:
             return 0
-        # A generator seeded from the usage statistics keeps the choice identical on every rank.
+        # A generator seeded from the (rank-identical) usage keeps the choice identical on every rank.
         g = torch.Generator(device="cpu").manual_seed(int(usage.sum().item() * 1e6) % (2**31))
         pick = torch.randint(0, candidates.shape[0], (n,), generator=g).to(candidates.device)
         noise = torch.randn(n, candidates.shape[1], generator=g).to(candidates.device)
         self.codebook.data[dead] = F.normalize(candidates[pick] + 0.01 * noise, dim=-1)
         usage[dead] = usage.mean()
         return n
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 @dataclass

@@ -120,7 +120,8 @@ class PhonemeCTCTeacher(nn.Module):
         frames = frame_lengths(batch.lengths).clamp(max=semantic.shape[1])
         keep = phoneme_lengths > 0
         if not bool(keep.any()):
-            return semantic.sum() * 0.0
+            # Still run the head: under DDP every rank's backward must touch the same parameters.
+            return self.head(semantic).sum() * 0.0
         lp = self.log_probs(semantic[keep]).float()
         return F.ctc_loss(lp.transpose(0, 1), phonemes[keep], frames[keep] * self.upsample,
                           phoneme_lengths[keep], blank=0, reduction="mean", zero_infinity=True)

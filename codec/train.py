@@ -16,15 +16,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint import load_module_weights
 from .config import CodecConfig
+from .configfile import load_config
 from .data import AudioBatch, AudioDataset, collate_audio, load_items
 from .discriminator import DiscriminatorConfig, MultiResolutionDiscriminator
 from .latents import SAMPLE_RATE
 from .losses import LossConfig, ReconstructionLoss, codec_train_step
 from .model import HybridCodec
 from .teachers import TeacherConfig, build_teacher
-from .checkpoint import load_module_weights
-from .configfile import load_config
 from .trainer import StepRunner, TrainerConfig, TrainingTask, TrainResult, run_training
 
 

@@ -1,0 +1,128 @@
+"""Codec training end to end: the YAML recipe, the trainer, DDP under torchrun, resume, export."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import codec
+from codec.train import export, train
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_corpus(root: Path, n: int = 12) -> Path:
+    """Tiny manifest corpus: tones of varying length with made-up transcripts, 2 speakers, 2 splits."""
+    rng = np.random.default_rng(0)
+    lines = []
+    (root / "audio").mkdir(parents=True)
+    for i in range(n):
+        seconds = 0.4 + 0.1 * (i % 5)
+        t = np.arange(int(seconds * 16000)) / 16000
+        wav = 0.3 * np.sin(2 * math.pi * (150 + 20 * i) * t) + 0.01 * rng.standard_normal(t.size)
+        path = f"audio/u{i}.wav"
+        sf.write(root / path, wav.astype(np.float32), 16000)  # resampled to 24 kHz by the loader
+        lines.append({"path": path, "text": "a b", "phonemes": "ab ba" if i % 3 else "", "lang": "en",
+                      "speaker": f"s{i % 2}", "duration": seconds, "split": "valid" if i >= n - 2 else "train"})
+    manifest = root / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return manifest
+
+
+def write_config(tmp: Path, manifest: Path, out_dir: Path, **trainer) -> Path:
+    cfg = {
+        "trainer": {"out_dir": str(out_dir), "max_steps": 4, "batch_size": 3, "num_workers": 0, "seed": 1,
+                    "lr": {"gen": 1e-3, "disc": 1e-4}, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 2,
+                    "valid_every": 4, "valid_batches": 1, "tensorboard": False, "progress": False, **trainer},
+        "model": {"name": "hylac-test", "dim": 32, "num_heads": 2, "encoder_layers": [1, 1, 1, 1],
+                  "decoder_layers": [1, 1, 1, 1], "semantic_dim": 16, "semantic_lookup_dim": 4},
+        "loss": {"mel_windows": [128, 512], "mel_bins": [20, 40], "stft": 1.0, "stft_windows": [512],
+                 "adversarial_start": 1},
+        "discriminator": {"n_ffts": [256], "channels": 4},
+        "teacher": {"kind": "phonemes"},
+        "data": {"train": [str(manifest)], "valid": [str(manifest)], "max_seconds": 0.7},
+    }
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "corpus")
+
+
+def test_train_validate_checkpoint_and_export(tmp_path: Path, corpus: Path) -> None:
+    config = write_config(tmp_path, corpus, tmp_path / "run")
+    result = train(config)
+    assert result.step == 4 and result.skipped_steps == 0
+    assert {"mel", "distill", "adv", "disc", "perplexity"} <= set(result.train_metrics)
+    assert {"mel", "pesq_wb", "stoi", "perplexity", "codes_used"} <= set(result.valid_metrics)
+    ckpt = result.checkpoint
+    assert (ckpt / "codec.safetensors").is_file() and (ckpt / "teacher.safetensors").is_file()
+    folder = export(ckpt, tmp_path / "exported")
+    model = codec.load(folder)
+    weights = load_file(str(folder / "model.safetensors"))
+    assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
+    assert not any(k.startswith(("teacher", "head", "discriminator")) for k in weights)
+    out = model.decode(model.encode(torch.randn(5000) * 0.1, 24000))
+    assert out.shape == (1, 1, 5000) and torch.isfinite(out).all()
+
+
+def test_resume_is_exact(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    straight = train(write_config(tmp_path, corpus, tmp_path / "a", valid_every=0))
+    config = write_config(tmp_path, corpus, tmp_path / "b", valid_every=0)
+
+    import codec.train as codec_train
+
+    real_step = codec_train.codec_train_step
+
+    def killed_at_step_2(*args, **kwargs):
+        if args[6] == 2:  # the step index: the run dies after the step-2 checkpoint
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(codec_train, "codec_train_step", killed_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    monkeypatch.setattr(codec_train, "codec_train_step", real_step)
+    resumed = train(config, resume=True)
+    assert resumed.start_step == 2 and resumed.step == 4
+    a = load_file(str(straight.checkpoint / "codec.safetensors"))
+    b = load_file(str(resumed.checkpoint / "codec.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_unknown_key_is_a_clear_cli_error(tmp_path: Path, corpus: Path, capsys) -> None:
+    from codec.cli import main
+
+    config = write_config(tmp_path, corpus, tmp_path / "run")
+    assert main(["train", "--config", str(config), "--set", "loss.mell=3"]) == 2
+    err = capsys.readouterr().err
+    assert "loss.mell" in err and "mel_windows" in err
+
+
+def test_torchrun_two_processes(tmp_path: Path, corpus: Path) -> None:
+    config = write_config(tmp_path, corpus, tmp_path / "ddp", max_steps=3, checkpoint_every=3, valid_every=3)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "codec", "train", "--config", str(config)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    latest = (tmp_path / "ddp" / "checkpoints" / "latest").read_text().strip()
+    assert latest.endswith("3")
+    model = codec.load(export(tmp_path / "ddp" / "checkpoints" / latest, tmp_path / "ddp_model"))
+    assert model.encode(torch.zeros(1920), 24000).num_frames == 1
