@@ -96,6 +96,9 @@ class TrainerConfig:
     # Needed when some trainable parameters get no gradient in some steps (e.g. a branch
     # applied to only part of the batches); costs an extra graph traversal per step.
     ddp_find_unused_parameters: bool = False
+    # Weights to start from when not resuming: {module name: a .safetensors file, or a
+    # folder holding model.safetensors (e.g. a shipped model to fine-tune)}.
+    init_from: dict[str, str] = field(default_factory=dict)
     tensorboard: bool = True
     progress: bool = True
 
@@ -703,6 +706,8 @@ class Trainer:
             else:
                 start = self._load(loaded)
                 self.log(f"resumed from {loaded} at step {start}")
+        if loaded is None and cfg.init_from:
+            self._init_weights(cfg.init_from)
         self.wrapped = self._wrap()
         # Random streams are set last, after everything that might draw from them.
         if self._resume_rng is not None:
@@ -719,6 +724,19 @@ class Trainer:
 
             self.writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=start)
         return start, loaded
+
+    def _init_weights(self, sources: Mapping[str, str]) -> None:
+        for name, source in sources.items():
+            if name not in self.modules:
+                raise ValueError(
+                    f"trainer.init_from names module {name!r}; the task's modules are: "
+                    f"{', '.join(self.modules)}"
+                )
+            path = Path(source)
+            if path.is_dir():
+                path = path / "model.safetensors"
+            ckpt.load_module_weights(self.modules[name], path)
+            self.log(f"initialised {name} from {path}")
 
     def _train_loader(self, start: int) -> DataLoader:
         cfg, data = self.config, self.task.train_dataset()

@@ -126,3 +126,20 @@ def test_torchrun_two_processes(tmp_path: Path, corpus: Path) -> None:
     assert latest.endswith("3")
     model = codec.load(export(tmp_path / "ddp" / "checkpoints" / latest, tmp_path / "ddp_model"))
     assert model.encode(torch.zeros(1920), 24000).num_frames == 1
+
+
+def test_init_from_a_shipped_folder(tmp_path: Path, corpus: Path) -> None:
+    source = codec.HybridCodec(codec.CodecConfig.tiny(name="hylac-test"))
+    folder = source.save(tmp_path / "start", dtype=torch.float16)
+    config = write_config(tmp_path, corpus, tmp_path / "ft", max_steps=1, valid_every=0,
+                          lr={"gen": 0.0, "disc": 0.0}, init_from={"codec": str(folder)})
+    result = train(config)
+    trained = load_file(str(result.checkpoint / "codec.safetensors"))
+    start = load_file(str(folder / "model.safetensors"))
+    # lr 0 leaves every weight as loaded, except what the dead-code restart moves by itself.
+    moved_by_restart = {"semantic_vq.codebook", "semantic_vq.usage"}
+    assert trained.keys() == start.keys()
+    assert all(torch.equal(trained[k].to(start[k].dtype), start[k]) for k in start if k not in moved_by_restart)
+    bad = write_config(tmp_path, corpus, tmp_path / "bad", max_steps=1, init_from={"decoder": str(folder)})
+    with pytest.raises(ValueError, match="init_from names module 'decoder'"):
+        train(bad)
