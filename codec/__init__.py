@@ -23,6 +23,7 @@ from .latents import (
 )
 from .model import CodecOutput, HybridCodec, available_models, load
 from .phonemes import LANGUAGES, PHONEME_VOCAB, phoneme_ids, phonemize, phonemize_many
+from .serialization import JsonConfig, load_weights_folder, save_weights_folder
 from .trainer import StepRunner, Trainer, TrainerConfig, TrainingTask, TrainResult, run_training
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "CodecConfig",
     "CodecOutput",
     "HybridCodec",
+    "JsonConfig",
     "LatentFileError",
     "LatentFileInfo",
     "Latents",
@@ -47,11 +49,13 @@ __all__ = [
     "fsq_values_to_codes",
     "load",
     "load_latents",
+    "load_weights_folder",
     "num_frames",
     "phoneme_ids",
     "phonemize",
     "phonemize_many",
     "run_training",
     "save_latents",
+    "save_weights_folder",
     "snap_to_grid",
 ]

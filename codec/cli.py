@@ -2,7 +2,7 @@
 
 Each subcommand is an entry of :data:`SUBCOMMANDS`: a function adding its arguments
 and a function running it on the parsed namespace; the work itself lives in
-:mod:`codec.commands`, so scripts and tests call the same code.
+:mod:`codec.commands` and :mod:`codec.manifest`, so scripts and tests call the same code.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from codec import commands
 from codec.audio_io import OutputWriteError
 from codec.commands import RunOptions, RunSummary, UsageError
 from codec.latent_file import LatentFileError
+from codec.manifest import encode_manifest
 from codec.model import HybridCodec, load
 
 PROG = "hylac-codec"
@@ -223,7 +224,7 @@ def _run_manifest(args: argparse.Namespace) -> int:
         if rank != 0:
             args.quiet = True  # one progress bar and one summary, from rank 0
         model = _load_model(args)
-        summary = commands.encode_manifest(
+        summary = encode_manifest(
             model, args.manifest, args.out, _options(args), rank=rank, world_size=world_size,
             barrier=dist.barrier if distributed else None,
         )

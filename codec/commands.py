@@ -1,4 +1,4 @@
-"""The work behind ``hylac-codec``: encode, decode, round-trip, inspect, and encode a manifest.
+"""The work behind ``hylac-codec``: encode, decode, round-trip and inspect (manifests: :mod:`codec.manifest`).
 
 Each command is an importable function taking a loaded codec and paths and returning a
 :class:`RunSummary`; the CLI only parses arguments, loads the model and prints. Inputs
@@ -12,10 +12,8 @@ block, so memory holds the codes of a file but never its activations or its audi
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,16 +29,13 @@ from codec.audio_io import (
     AudioWriter,
     OutputExistsError,
     OutputWriteError,
-    prepare_output_dir,
     read_audio,
-    write_bytes_atomic,
 )
 from codec.latent_file import (
     SUFFIX,
     CodecStamp,
     LatentFileError,
     LatentFileInfo,
-    check_codec,
     load_latents,
     read_latent_info,
     save_latents,
@@ -417,7 +412,8 @@ def _save(stamp: CodecStamp, job: Job, latents: Latents, reader_info: tuple[int,
     return ItemResult(job.source, job.output, "done", num_frames=latents.num_frames, num_samples=latents.num_samples)
 
 
-def _encode_jobs(model: HybridCodec, jobs: Sequence[Job], options: RunOptions) -> list[ItemResult]:
+def encode_jobs(model: HybridCodec, jobs: Sequence[Job], options: RunOptions) -> list[ItemResult]:
+    """Encode each job's audio into its ``.hylat`` output; short files go in batches of ``options.batch_size``."""
     notices = _ConversionNotices()
     stamp = CodecStamp.of(model)
     results: list[ItemResult] = []
@@ -474,7 +470,7 @@ def encode_paths(
     options = options or RunOptions()
     jobs, failures = plan_jobs(inputs, out, source_suffixes=AUDIO_EXTENSIONS, file_suffixes=frozenset({SUFFIX}),
                                folder_suffix=SUFFIX, beside_suffix=SUFFIX)
-    results = _encode_jobs(model, jobs, options)
+    results = encode_jobs(model, jobs, options)
     return RunSummary("encode", _ordered(jobs, results, failures))
 
 
@@ -641,171 +637,3 @@ def format_info(path: str | os.PathLike, info: LatentFileInfo) -> str:
         f"  bitrate          {info.bitrate:.1f} bit/s",
         f"  original input   {info.channels} channel(s) at {info.original_sample_rate} Hz",
     ])
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-@dataclass
-class ManifestLine:
-    """One line of an input manifest.
-
-    Attributes:
-        index: 0-based line number among non-blank lines.
-        record: the parsed JSON object (kept verbatim in the output manifest).
-        source: the audio path resolved against the manifest's folder.
-        output: relative path of the ``.hylat`` under the output folder.
-        error: why the line cannot be used (bad JSON, no "path").
-    """
-
-    index: int
-    record: dict
-    source: Path | None = None
-    output: Path | None = None
-    error: str | None = None
-
-
-def manifest_output_path(source: Path, manifest_dir: Path) -> Path:
-    """Relative ``.hylat`` path for an audio path: its path under the manifest's folder, else its absolute path
-    without the root (so no output ever escapes the output folder)."""
-    resolved = source.resolve()
-    try:
-        rel = resolved.relative_to(manifest_dir.resolve())
-    except ValueError:
-        rel = resolved.relative_to(resolved.anchor)
-    return rel.with_suffix(SUFFIX)
-
-
-def read_manifest(path: str | os.PathLike) -> list[ManifestLine]:
-    """Parse a JSON-lines manifest whose objects have at least ``"path"``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"{path}: cannot read manifest ({getattr(err, 'strerror', None) or err})") from err
-    lines: list[ManifestLine] = []
-    base = path.parent
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        line = ManifestLine(len(lines), {})
-        lines.append(line)
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as err:
-            line.error = f"{path}:{lineno}: not valid JSON ({err.msg})"
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("path"), str) or not record["path"]:
-            line.error = f"{path}:{lineno}: no \"path\" field"
-            continue
-        line.record = record
-        line.source = Path(record["path"]) if Path(record["path"]).is_absolute() else base / record["path"]
-        line.output = manifest_output_path(line.source, base)
-    return lines
-
-
-def _part_path(out_dir: Path, rank: int) -> Path:
-    return out_dir / ".parts" / f"rank_{rank}.jsonl"
-
-
-def encode_manifest(
-    model: HybridCodec,
-    manifest: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    options: RunOptions | None = None,
-    *,
-    rank: int = 0,
-    world_size: int = 1,
-    barrier: Callable[[], None] | None = None,
-) -> RunSummary:
-    """Encode every audio file a manifest lists into ``out_dir``, resumably and sharded by rank.
-
-    Rank ``r`` of ``world_size`` takes the lines ``i`` with ``i % world_size == r``.
-    Outputs that already exist (and were written by this codec) are kept, so a killed
-    run resumes where it stopped. Each rank writes its results to
-    ``out_dir/.parts/rank_<r>.jsonl``; after ``barrier()``, rank 0 writes
-    ``out_dir/manifest.jsonl``: each input line's fields plus ``"latents"`` (the
-    ``.hylat`` path relative to ``out_dir``) and ``"num_frames"``, in input order, for
-    every line that has its latents; and ``out_dir/failed.jsonl`` for the others.
-
-    Returns:
-        on rank 0, the summary of all lines; on other ranks, of their own lines.
-    """
-    options = options or RunOptions()
-    out_dir = prepare_output_dir(out_dir)
-    lines = read_manifest(manifest)
-    first_of: dict[Path, int] = {}
-    for line in lines:
-        if line.output is not None:
-            first_of.setdefault(line.output, line.index)
-    mine = [ln for ln in lines if ln.index % world_size == rank]
-    todo = [ln for ln in mine if ln.error is None and first_of[ln.output] == ln.index]
-    jobs = [Job(ln.source, out_dir / ln.output) for ln in todo]
-    by_source = {job.source: ln for job, ln in zip(jobs, todo, strict=True)}
-    resume = RunOptions(**{**options.__dict__, "skip_existing": True})
-    results = _encode_jobs(model, jobs, resume)
-    stamp = CodecStamp.of(model)
-
-    records: list[dict] = [{"index": ln.index, "status": "failed", "error": ln.error} for ln in mine if ln.error]
-    for result in results:
-        ln = by_source[result.source]
-        entry: dict = {"index": ln.index, "status": result.status}
-        if result.status == "skipped":
-            try:  # resumed: trust the existing file only if it is intact and from this codec
-                existing = read_latent_info(result.output)
-                check_codec(existing, stamp, result.output)
-                entry["num_frames"] = existing.num_frames
-            except LatentFileError as err:
-                entry.update(status="failed", error=f"existing output unusable ({err}); delete it or pass --overwrite")
-        elif result.status == "done":
-            entry["num_frames"] = result.num_frames
-            log.debug("rank %d wrote %s", rank, result.output)
-        else:
-            entry["error"] = result.error
-        records.append(entry)
-    write_bytes_atomic(_part_path(out_dir, rank), "".join(json.dumps(r) + "\n" for r in records).encode(),
-                       overwrite=True)
-    if barrier is not None:
-        barrier()
-    if rank != 0:
-        return RunSummary("encode-manifest", [_manifest_item(lines[r["index"]], r) for r in records])
-    return _merge_manifest(out_dir, lines, first_of, world_size)
-
-
-def _manifest_item(line: ManifestLine, entry: dict) -> ItemResult:
-    return ItemResult(line.source or Path(f"line {line.index + 1}"), line.output, entry["status"], entry.get("error"),
-                      num_frames=entry.get("num_frames", 0))
-
-
-def _merge_manifest(out_dir: Path, lines: list[ManifestLine], first_of: dict[Path, int], world_size: int) -> RunSummary:
-    entries: dict[int, dict] = {}
-    for rank in range(world_size):
-        part = _part_path(out_dir, rank)
-        try:
-            for raw in part.read_text(encoding="utf-8").splitlines():
-                entry = json.loads(raw)
-                entries[entry["index"]] = entry
-        except (OSError, json.JSONDecodeError) as err:
-            log.error("error: %s: results of rank %d unreadable (%s)", part, rank, err)
-    out_lines, failed_lines, items = [], [], []
-    for line in lines:
-        entry = entries.get(line.index)
-        if entry is None and line.output is not None and first_of.get(line.output, line.index) != line.index:
-            first = entries.get(first_of[line.output])  # duplicate path: shares the first line's latents
-            entry = dict(first, index=line.index, status="skipped") if first and first["status"] != "failed" else first
-        if entry is None:
-            entry = {"index": line.index, "status": "failed", "error": f"line {line.index + 1}: no result"}
-        items.append(_manifest_item(line, entry))
-        if entry["status"] == "failed":
-            failed_lines.append({"line": line.index + 1, "path": line.record.get("path"), "error": entry.get("error")})
-        else:
-            out_lines.append({**line.record, "latents": line.output.as_posix(), "num_frames": entry["num_frames"]})
-    write_bytes_atomic(out_dir / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in out_lines).encode(),
-                       overwrite=True)
-    failed_path = out_dir / "failed.jsonl"
-    if failed_lines:
-        write_bytes_atomic(failed_path, "".join(json.dumps(r) + "\n" for r in failed_lines).encode(), overwrite=True)
-    else:
-        failed_path.unlink(missing_ok=True)
-    shutil.rmtree(out_dir / ".parts", ignore_errors=True)
-    return RunSummary("encode-manifest", items)

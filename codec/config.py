@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .latents import FRAME_SIZE, SAMPLE_RATE, bits_per_frame
+from .serialization import JsonConfig
 
 
 @dataclass
-class CodecConfig:
+class CodecConfig(JsonConfig):
     """Architecture of a :class:`~codec.model.HybridCodec`.
 
     The encoder cuts 24 kHz audio into ``patch_size``-sample patches (100 Hz), then runs
     ``len(encoder_strides)`` stages of [transformer layers with sliding-window attention,
     causal strided conv]; the decoder mirrors it. ``patch_size * prod(encoder_strides)``
-    must equal the 1920-sample frame.
+    must equal the 1920-sample frame. Stored as JSON (:class:`~codec.serialization.JsonConfig`).
     """
+
+    config_kind = "codec"
 
     name: str = "hylac"
     sample_rate: int = SAMPLE_RATE
@@ -94,34 +94,6 @@ class CodecConfig:
         bits = bits_per_frame(self.semantic_codebook_size, self.acoustic_dim, self.acoustic_levels)
         return bits * self.sample_rate / FRAME_SIZE
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise ValueError(f"unknown codec config key(s) {unknown}; valid keys: {sorted(valid)}")
-        return cls(**data)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> CodecConfig:
-        try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object")
-        return cls.from_dict(data)
-
     @classmethod
     def tiny(cls, **overrides: Any) -> CodecConfig:
         """A very small configuration for tests (runs in milliseconds on a CPU)."""
@@ -134,8 +106,8 @@ class CodecConfig:
 
     @classmethod
     def small(cls, **overrides: Any) -> CodecConfig:
-        """The CPU-trainable default (``hylac-tiny``): width 256, 2 layers per stage."""
-        base: dict[str, Any] = dict(name="hylac-tiny")
+        """The CPU-trainable default (``hylac-tiny``): width 256, MLP ratio 2, 2 layers per stage."""
+        base: dict[str, Any] = dict(name="hylac-tiny", mlp_ratio=2.0)
         base.update(overrides)
         return cls(**base)
 

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .audio import prepare_waveform
@@ -23,6 +20,7 @@ from .config import CodecConfig
 from .latents import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, Latents, fsq_codes_to_values, num_frames
 from .modules import CausalConv1d, Transformer, Upsample1d, set_streaming
 from .quantizers import FSQ, SemanticVQ, VQOutput
+from .serialization import load_weights_folder, save_weights_folder
 
 
 class Encoder(nn.Module):
@@ -285,39 +283,12 @@ class HybridCodec(nn.Module):
     # ----------------------------------------------------------------- files
     def save(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> Path:
         """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created), atomically per file."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
-                 for k, v in self.state_dict().items()}
-        _atomic_write(folder / "model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"}))
-        _atomic_write(folder / "config.json", lambda p: self.config.save(p))
-        return folder
+        return save_weights_folder(folder, self, self.config.to_dict(), dtype)
 
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu") -> HybridCodec:
-        folder = Path(folder)
-        for f in ("config.json", "model.safetensors"):
-            if not (folder / f).is_file():
-                raise FileNotFoundError(f"{folder}: not a codec folder (missing {f})")
-        model = cls(CodecConfig.from_json(folder / "config.json"))
-        try:
-            state = load_file(str(folder / "model.safetensors"))
-        except Exception as e:  # safetensors raises several types for damaged files
-            raise ValueError(f"{folder / 'model.safetensors'}: cannot read weights ({e})") from None
-        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        model.load_state_dict(state, strict=True)
+        model = load_weights_folder(folder, "codec", lambda path: cls(CodecConfig.from_json(path)))
         return model.to(device).eval()
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained"

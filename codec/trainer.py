@@ -10,23 +10,21 @@ handling, deterministic rank-sharded data order, validation, logging (progress b
 
 Datasets are indexed by keys ``(item_index, item_seed)``: the batch of step ``s`` on rank
 ``r`` is a pure function of ``(seed, s, r, world_size, len(dataset))``, and datasets draw
-any randomness (crops, gains) from ``item_seed``. Together with the RNG states stored in
+any randomness (crops, gains) from ``item_seed`` (:mod:`codec.data_order`). Together with the RNG states stored in
 checkpoints this makes a resumed run on CPU bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
-import os
 import random
 import sys
 import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +38,8 @@ from tqdm import tqdm
 
 from . import checkpoint as ckpt
 from .configfile import load_config, save_config
+from .data_order import StepBatchSampler, mix_seed, validation_keys
+from .distributed import DistContext, setup_distributed, to_device
 
 __all__ = [
     "NonFiniteLoss",
@@ -58,9 +58,6 @@ __all__ = [
 
 TRAINING_STATE_FILE = "trainer_state.pt"
 CHECKPOINTS_DIR = "checkpoints"
-
-ItemKey = tuple[int, int]  # (item_index, item_seed)
-
 
 @dataclass
 class TrainerConfig:
@@ -132,81 +129,11 @@ def lr_factor(step: int, config: TrainerConfig) -> float:
     return 1.0
 
 
-def _mix(*values: int | str) -> int:
-    """A 63-bit seed from a tuple of values, stable across processes and platforms."""
-    text = ",".join(str(v) for v in values).encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
-
-
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices) generators."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-class StepBatchSampler:
-    """Batch sampler yielding the keys of this rank's batch for each step in a range.
-
-    Global position ``p = step * batch_size * world_size + rank * batch_size + j`` reads item
-    ``perm_e[p % N]`` of epoch ``e = p // N``, where ``perm_e`` is a permutation seeded by
-    ``(seed, e)``; its item seed is derived from ``(seed, e, index)`` so crops differ between
-    epochs. Starting at ``start_step`` continues exactly where a run stopped.
-    """
-
-    def __init__(
-        self,
-        num_items: int,
-        batch_size: int,
-        seed: int,
-        rank: int = 0,
-        world_size: int = 1,
-        start_step: int = 0,
-        end_step: int = 0,
-    ) -> None:
-        if num_items < 1:
-            raise ValueError("the training dataset is empty")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is outside world size {world_size}")
-        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
-        self.rank, self.world_size = rank, world_size
-        self.start_step, self.end_step = start_step, end_step
-        self._perms: dict[int, Tensor] = {}
-
-    def _perm(self, epoch: int) -> Tensor:
-        if epoch not in self._perms:
-            if len(self._perms) >= 2:  # a batch spans at most two epochs
-                self._perms.pop(min(self._perms))
-            gen = torch.Generator().manual_seed(_mix(self.seed, "epoch", epoch))
-            self._perms[epoch] = torch.randperm(self.num_items, generator=gen)
-        return self._perms[epoch]
-
-    def keys(self, step: int) -> list[ItemKey]:
-        """The ``(item_index, item_seed)`` keys of this rank's batch at ``step``."""
-        first = (step * self.world_size + self.rank) * self.batch_size
-        out = []
-        for pos in range(first, first + self.batch_size):
-            epoch, offset = divmod(pos, self.num_items)
-            index = int(self._perm(epoch)[offset])
-            out.append((index, _mix(self.seed, "item", epoch, index)))
-        return out
-
-    def __iter__(self) -> Iterator[list[ItemKey]]:
-        for step in range(self.start_step, self.end_step):
-            yield self.keys(step)
-
-    def __len__(self) -> int:
-        return max(0, self.end_step - self.start_step)
-
-
-def validation_keys(
-    num_items: int, batch_size: int, num_batches: int, seed: int
-) -> list[list[ItemKey]]:
-    """A fixed subset of the validation set (same items and seeds at every validation)."""
-    gen = torch.Generator().manual_seed(_mix(seed, "valid"))
-    order = torch.randperm(num_items, generator=gen)[: batch_size * num_batches].tolist()
-    keys = [(i, _mix(seed, "valid-item", i)) for i in order]
-    return [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -223,84 +150,6 @@ class NonFiniteLoss(RuntimeError):
 
 class TrainingDiverged(RuntimeError):
     """Too many consecutive train steps had non-finite losses."""
-
-
-@dataclass
-class _Dist:
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-    owns_group: bool
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    def barrier(self) -> None:
-        if self.distributed:
-            if self.device.type == "cuda":
-                dist.barrier(device_ids=[self.device.index])
-            else:
-                dist.barrier()
-
-    def gather(self, obj: Any) -> list[Any]:
-        if not self.distributed:
-            return [obj]
-        out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
-        return out
-
-    def all_true(self, flag: bool) -> bool:
-        if not self.distributed:
-            return flag
-        t = torch.tensor([1 if flag else 0], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MIN)
-        return bool(t.item())
-
-
-def _setup_distributed(config: TrainerConfig) -> _Dist:
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("trainer.device is 'cuda' but CUDA is not available here")
-    use_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
-    owns = False
-    if dist.is_initialized():
-        rank, world_size = dist.get_rank(), dist.get_world_size()
-    elif world_size > 1:
-        # env:// reads MASTER_ADDR/PORT, RANK, WORLD_SIZE set by torchrun (multi-node too).
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method="env://")
-        owns = True
-    return _Dist(rank, world_size, local_rank, device, owns)
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    """Move tensors in (nested) tensors / dicts / lists / tuples / dataclasses to ``device``."""
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(_to_device(v, device) for v in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    if is_dataclass(batch) and not isinstance(batch, type):
-        changes = {
-            f.name: _to_device(getattr(batch, f.name), device) for f in fields(batch) if f.init
-        }
-        return replace(batch, **changes)
-    return batch
 
 
 class TrainingTask(ABC):
@@ -360,7 +209,7 @@ class StepRunner:
         params: dict[str, list[nn.Parameter]],
         grad_clip: dict[str, float],
         scalers: dict[str, torch.amp.GradScaler],
-        dist_ctx: _Dist,
+        dist_ctx: DistContext,
         amp: bool,
     ) -> None:
         self._modules, self._optimizers, self._params = modules, optimizers, params
@@ -640,7 +489,7 @@ class Trainer:
         def batches() -> Iterator[Any]:
             nonlocal count
             for batch in loader:
-                batch = _to_device(batch, self.dist.device)
+                batch = to_device(batch, self.dist.device)
                 if not first:
                     first.append(batch)
                 count += 1
@@ -649,7 +498,7 @@ class Trainer:
         # Validation draws from its own fixed random stream and leaves training's untouched,
         # so the training trajectory does not depend on valid_every.
         saved = ckpt.capture_rng_state()
-        seed_everything(_mix(cfg.seed, "valid-rng", self.dist.rank))
+        seed_everything(mix_seed(cfg.seed, "valid-rng", self.dist.rank))
         for m in self.modules.values():
             m.eval()
         try:
@@ -713,7 +562,7 @@ class Trainer:
         if self._resume_rng is not None:
             ckpt.restore_rng_state(self._resume_rng)
         else:
-            seed_everything(_mix(cfg.seed, "train-rng", self.dist.rank))
+            seed_everything(mix_seed(cfg.seed, "train-rng", self.dist.rank))
         if self.amp_dtype is None and cfg.mixed_precision != "no":
             self.log(f"mixed_precision={cfg.mixed_precision} applies on CUDA only; using float32")
         self.valid_data = self.task.valid_dataset() if cfg.valid_every else None
@@ -787,7 +636,7 @@ class Trainer:
         """Train until ``max_steps``; with ``resume``, continue from the latest checkpoint
         in ``out_dir/checkpoints`` (starting fresh if there is none)."""
         cfg = self.config
-        self.dist = _setup_distributed(cfg)
+        self.dist = setup_distributed(cfg.device)
         self.writer, self.log, bar = None, _RunLog(None), None
         try:
             start, loaded = self._start(resume)
@@ -806,7 +655,7 @@ class Trainer:
             step_time, items_per_step = 0.0, cfg.batch_size * self.dist.world_size
             last_valid = last_saved = start
             for step, batch in enumerate(loader, start=start):
-                scalars = self._train_step(runner, _to_device(batch, self.dist.device), step)
+                scalars = self._train_step(runner, to_device(batch, self.dist.device), step)
                 if scalars is None:
                     result.skipped_steps += 1
                     scalars = {}

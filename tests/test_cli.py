@@ -15,9 +15,10 @@ import torch
 
 import codec
 from codec import cli, commands
-from codec.commands import RunOptions, encode_manifest
+from codec.commands import RunOptions
 from codec.latent_file import CodecStamp, load_latents, read_latent_info, save_latents
 from codec.latents import SAMPLE_RATE
+from codec.manifest import encode_manifest
 
 SCRIPT = Path(sys.executable).with_name("hylac-codec")
 

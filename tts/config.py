@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from codec import JsonConfig
 
 BACKBONES = ("mistral", "llama")
 TEXT_FRONTENDS = ("phonemes", "bytes")
@@ -15,14 +14,16 @@ SCHEDULES = ("linear", "cosine")
 
 
 @dataclass
-class TTSConfig:
+class TTSConfig(JsonConfig):
     """Architecture of a :class:`~tts.model.TTSModel` and the codec whose latents it models.
 
     The backbone is a decoder-only ``transformers`` Mistral/Llama model driven with
     ``inputs_embeds``; the flow head is a small bidirectional transformer over three
     tokens (hidden state, time, noisy acoustic vector). ``configs/tts_base.yaml`` scales
-    it to a Ministral-3B-shaped backbone.
+    it to a Ministral-3B-shaped backbone. Stored as JSON (strict: unknown keys are errors).
     """
+
+    config_kind = "TTS"
 
     # Codec: a shipped name (``hylac-tiny``) or a folder; a relative folder is resolved
     # against the TTS checkpoint folder first. The weights hash pins the latent space.
@@ -87,30 +88,6 @@ class TTSConfig:
     def eoa_index(self) -> int:
         """Index of the end-of-audio class in the semantic head (after the codebook)."""
         return self.semantic_codebook_size
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TTSConfig:
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - valid)
-        if unknown:
-            raise ValueError(f"unknown TTS config key(s) {unknown}; valid keys: {sorted(valid)}")
-        return cls(**data)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> TTSConfig:
-        try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a JSON object")
-        return cls.from_dict(data)
 
     @classmethod
     def tiny(cls, **overrides: Any) -> TTSConfig:

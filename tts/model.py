@@ -9,17 +9,15 @@ predicts frame ``i + 1``, the one at the last frame predicts end-of-audio (EOA).
 from __future__ import annotations
 
 import inspect
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from transformers import DynamicCache, LlamaConfig, LlamaModel, MistralConfig, MistralModel
+
+from codec import load_weights_folder, save_weights_folder
 
 from .config import TTSConfig
 from .flow import FlowHead, flow_matching_loss
@@ -272,37 +270,11 @@ class TTSModel(nn.Module):
 
     # ----------------------------------------------------------------- files
     def save(self, folder: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
-        _atomic_write(folder / "model.safetensors", lambda p: save_file(state, str(p), metadata={"format": "pt"}))
-        _atomic_write(folder / "config.json",
-                      lambda p: p.write_text(json.dumps(self.config.to_dict(), indent=2) + "\n"))
-        return folder
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created), atomically per file."""
+        return save_weights_folder(folder, self, self.config.to_dict())
 
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu") -> TTSModel:
         """Load a model saved with :meth:`save` (strict), in eval mode."""
-        folder = Path(folder)
-        for f in ("config.json", "model.safetensors"):
-            if not (folder / f).is_file():
-                raise FileNotFoundError(f"{folder}: not a TTS model folder (missing {f})")
-        model = cls(TTSConfig.from_json(folder / "config.json"))
-        try:
-            state = load_file(str(folder / "model.safetensors"))
-        except Exception as e:  # safetensors raises several types for damaged files
-            raise ValueError(f"{folder / 'model.safetensors'}: cannot read weights ({e})") from None
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+        model = load_weights_folder(folder, "TTS model", lambda path: cls(TTSConfig.from_json(path)))
         return model.to(device).eval()
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
