@@ -35,6 +35,10 @@ class CodecConfig(JsonConfig):
     decoder_windows: tuple[int, ...] = (2, 4, 8, 16)
     decoder_strides: tuple[int, ...] = (1, 2, 2, 2)
     layer_scale: float = 0.1
+    # Decoder output: "patch" projects each 100 Hz step to 240 samples; "istft" predicts a
+    # spectrum per step and overlap-adds grains of istft_size samples (smoother boundaries).
+    decoder_head: str = "patch"
+    istft_size: int = 960
     # Semantic stream: one VQ codebook, looked up in a low-dim l2-normalised space
     # (factorised codes keep far more of a large codebook in use than a 256-d lookup).
     semantic_dim: int = 256
@@ -81,6 +85,10 @@ class CodecConfig(JsonConfig):
         probs = (self.semantic_vq_prob, self.acoustic_quantize_prob, self.acoustic_dither_prob)
         if any(not 0.0 <= p <= 1.0 for p in probs) or self.acoustic_quantize_prob + self.acoustic_dither_prob > 1.0:
             raise ValueError("quantization schedule probabilities must be in [0, 1] and quantize + dither <= 1")
+        if self.decoder_head not in ("patch", "istft"):
+            raise ValueError(f"decoder_head must be 'patch' or 'istft', got {self.decoder_head!r}")
+        if self.decoder_head == "istft" and (self.istft_size < self.patch_size or self.istft_size % self.patch_size):
+            raise ValueError(f"istft_size ({self.istft_size}) must be a multiple of patch_size ({self.patch_size})")
         if self.offline_chunk_frames < 1:
             raise ValueError("offline_chunk_frames must be >= 1")
 

@@ -65,7 +65,7 @@ class MultiResolutionDiscriminator(nn.Module):
 
 def discriminator_hinge_loss(real: list[tuple[Tensor, list[Tensor]]], fake: list[tuple[Tensor, list[Tensor]]]) -> Tensor:
     """Hinge loss for the discriminator: push real logits above 1 and fake below -1."""
-    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for (r, _), (f, _) in zip(real, fake, strict=False))
+    return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for (r, _), (f, _) in zip(real, fake, strict=True))
 
 
 def generator_adversarial_loss(fake: list[tuple[Tensor, list[Tensor]]]) -> Tensor:
@@ -76,7 +76,7 @@ def generator_adversarial_loss(fake: list[tuple[Tensor, list[Tensor]]]) -> Tenso
 def feature_matching_loss(real: list[tuple[Tensor, list[Tensor]]], fake: list[tuple[Tensor, list[Tensor]]]) -> Tensor:
     """L1 between the discriminator's features on real audio and on reconstructions, per layer."""
     total = 0.0
-    for (_, rf), (_, ff) in zip(real, fake, strict=False):
-        for r, f in zip(rf, ff, strict=False):
+    for (_, rf), (_, ff) in zip(real, fake, strict=True):
+        for r, f in zip(rf, ff, strict=True):
             total = total + F.l1_loss(f, r.detach())
     return total

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from .audio import prepare_waveform
 from .config import CodecConfig
 from .latents import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, Latents, fsq_codes_to_values, num_frames
-from .modules import CausalConv1d, Transformer, Upsample1d, set_streaming
+from .modules import CausalConv1d, ISTFTHead, Transformer, Upsample1d, set_streaming
 from .quantizers import FSQ, SemanticVQ, VQOutput
 from .serialization import load_weights_folder, save_weights_folder
 
@@ -32,7 +32,7 @@ class Encoder(nn.Module):
         self.inp = CausalConv1d(cfg.patch_size, cfg.dim, kernel_size=3)
         self.stages = nn.ModuleList()
         self.downs = nn.ModuleList()
-        for layers, window, stride in zip(cfg.encoder_layers, cfg.encoder_windows, cfg.encoder_strides, strict=False):
+        for layers, window, stride in zip(cfg.encoder_layers, cfg.encoder_windows, cfg.encoder_strides, strict=True):
             self.stages.append(Transformer(cfg.dim, cfg.num_heads, layers, window, cfg.mlp_ratio, cfg.layer_scale))
             kernel = 2 * stride if stride > 1 else 3
             self.downs.append(CausalConv1d(cfg.dim, cfg.dim, kernel, stride))
@@ -43,7 +43,7 @@ class Encoder(nn.Module):
         b, _, n = wav.shape
         x = wav.reshape(b, n // self.patch, self.patch).transpose(1, 2)  # [B, 240, T100]
         x = self.inp(x)
-        for stage, down in zip(self.stages, self.downs, strict=False):
+        for stage, down in zip(self.stages, self.downs, strict=True):
             x = stage(x.transpose(1, 2)).transpose(1, 2)
             x = down(x)
         return self.out(self.norm(x.transpose(1, 2)))
@@ -57,18 +57,25 @@ class Decoder(nn.Module):
         self.inp = nn.Linear(cfg.semantic_dim + cfg.acoustic_dim, cfg.dim)
         self.ups = nn.ModuleList()
         self.stages = nn.ModuleList()
-        for layers, window, stride in zip(cfg.decoder_layers, cfg.decoder_windows, cfg.decoder_strides, strict=False):
+        for layers, window, stride in zip(cfg.decoder_layers, cfg.decoder_windows, cfg.decoder_strides, strict=True):
             self.ups.append(Upsample1d(cfg.dim, cfg.dim, stride) if stride > 1 else CausalConv1d(cfg.dim, cfg.dim, 3))
             self.stages.append(Transformer(cfg.dim, cfg.num_heads, layers, window, cfg.mlp_ratio, cfg.layer_scale))
         self.norm = nn.LayerNorm(cfg.dim)
-        self.out = nn.Linear(cfg.dim, cfg.patch_size)
+        self.out: nn.Module
+        if cfg.decoder_head == "istft":
+            self.out = ISTFTHead(cfg.dim, cfg.patch_size, cfg.istft_size)
+        else:
+            self.out = nn.Linear(cfg.dim, cfg.patch_size)
 
     def forward(self, z: Tensor) -> Tensor:
         x = self.inp(z).transpose(1, 2)  # [B, D, T]
-        for up, stage in zip(self.ups, self.stages, strict=False):
+        for up, stage in zip(self.ups, self.stages, strict=True):
             x = up(x)
             x = stage(x.transpose(1, 2)).transpose(1, 2)
-        patches = self.out(self.norm(x.transpose(1, 2)))  # [B, T100, 240]
+        h = self.norm(x.transpose(1, 2))  # [B, T100, D]
+        if isinstance(self.out, ISTFTHead):
+            return self.out(h)
+        patches = self.out(h)  # [B, T100, 240]
         return patches.reshape(patches.shape[0], 1, -1)
 
 
@@ -147,6 +154,10 @@ class HybridCodec(nn.Module):
             h.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
         return h.hexdigest()
 
+    @property
+    def _device(self) -> torch.device:
+        return self.decoder.inp.weight.device
+
     # ----------------------------------------------------------------- latents
     def semantic_embedding(self, codes: Tensor) -> Tensor:
         """Semantic codes ``[B, T]`` -> the ``[B, T, semantic_dim]`` vectors the decoder sees."""
@@ -168,7 +179,7 @@ class HybridCodec(nn.Module):
         codes = latents.acoustic_codes
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.config.acoustic_levels):
             raise ValueError(f"acoustic codes must be in [0, {self.config.acoustic_levels})")
-        device = self.decoder.out.weight.device
+        device = self._device
         sem = self.semantic_embedding(latents.semantic.to(device))
         ac = fsq_codes_to_values(codes.to(device), self.config.acoustic_levels)
         return torch.cat([sem, ac], dim=-1)
@@ -194,7 +205,7 @@ class HybridCodec(nn.Module):
         processed chunk by chunk through the streaming path, so memory stays bounded.
         """
         self._check_not_streaming("encode")
-        x = prepare_waveform(wav, sample_rate).to(self.decoder.out.weight.device)
+        x = prepare_waveform(wav, sample_rate).to(self._device)
         n = x.shape[-1]
         x = F.pad(x, (0, num_frames(n) * FRAME_SIZE - n))
         step = self.config.offline_chunk_frames * FRAME_SIZE
@@ -246,7 +257,7 @@ class HybridCodec(nn.Module):
         if wav.shape[-1] == 0 or wav.shape[-1] % FRAME_SIZE:
             raise ValueError(f"chunk of {wav.shape[-1]} samples is not a positive multiple of {FRAME_SIZE}")
         self._check_streaming(wav.shape[0], "encode_chunk")
-        x = prepare_waveform(wav, SAMPLE_RATE).to(self.decoder.out.weight.device)
+        x = prepare_waveform(wav, SAMPLE_RATE).to(self._device)
         return self._quantize(self.encoder(x), x.shape[-1])
 
     @torch.inference_mode()

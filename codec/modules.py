@@ -182,3 +182,44 @@ class Transformer(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+
+class ISTFTHead(StreamingModule):
+    """Spectral output head: each step's features -> one windowed grain of ``size`` samples.
+
+    Per step the head predicts ``size // 2 + 1`` log-magnitudes and phases; their inverse
+    FFT, windowed, is overlap-added with a hop of ``hop`` samples (Vocos-style synthesis).
+    Grain ``t`` starts at sample ``t * hop`` and reaches ``size - hop`` samples into the
+    following steps, so every output sample depends only on current and past steps: the
+    head is causal and adds no latency. The state is the tail not yet complete.
+    ``[B, T, D] -> [B, 1, T * hop]``.
+    """
+
+    def __init__(self, dim: int, hop: int, size: int) -> None:
+        super().__init__()
+        if size % hop:
+            raise ValueError(f"iSTFT size {size} must be a multiple of the hop {hop}")
+        self.hop, self.size = hop, size
+        self.bins = size // 2 + 1
+        self.proj = nn.Linear(dim, 2 * self.bins)
+        window = torch.hann_window(size, periodic=True)
+        # Scaled so that overlapping windows sum to one in steady state.
+        self.register_buffer("window", window * hop / window.sum(), persistent=False)
+
+    def init_state(self, x: Tensor) -> Tensor:
+        return x.new_zeros(x.shape[0], self.size - self.hop)
+
+    def step(self, x: Tensor, tail: Tensor) -> tuple[Tensor, Tensor]:
+        b, t, _ = x.shape
+        log_mag, phase = self.proj(x).float().split(self.bins, dim=-1)
+        mag = torch.exp(log_mag.clamp(max=8.0))  # bounded: exp of an unbounded output overflows early in training
+        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+        grains = torch.fft.irfft(spec, n=self.size) * self.window  # [B, T, size]
+        h, k = self.hop, self.size // self.hop
+        total = (t + k - 1) * h
+        out = sum(
+            F.pad(grains[:, :, i * h:(i + 1) * h].reshape(b, t * h), (i * h, total - i * h - t * h))
+            for i in range(k)
+        )
+        out = out + F.pad(tail, (0, total - tail.shape[1]))
+        return out[:, None, : t * h].to(x.dtype), out[:, t * h:]

@@ -1,0 +1,42 @@
+"""The models shipped inside the package load offline and work out of the box."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import soundfile as sf
+import torch
+
+import codec
+
+ASSETS = Path(codec.__file__).parent / "assets"
+
+
+def test_hylac_tiny_is_shipped_and_round_trips_a_clip() -> None:
+    assert "hylac-tiny" in codec.available_models()
+    model = codec.load("hylac-tiny")
+    assert model.name == "hylac-tiny" and not model.training
+    assert abs(model.bitrate - 2139.04) < 0.1
+    entry = json.loads((ASSETS / "manifest.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    wav, sr = sf.read(str(ASSETS / entry["path"]), dtype="float32")
+    latents = model.encode(torch.from_numpy(wav), sr)
+    n = round(len(wav) * 24000 / sr)
+    assert latents.num_samples == n and latents.num_frames == -(-n // 1920)
+    out = model.decode(latents)
+    assert out.shape == (1, 1, n)
+    assert torch.isfinite(out).all() and float(out.pow(2).mean().sqrt()) > 1e-3  # not silent
+
+
+def test_shipped_model_card_and_size() -> None:
+    folder = Path(codec.__file__).parent / "pretrained" / "hylac-tiny"
+    assert (folder / "README.md").is_file()
+    assert (folder / "model.safetensors").stat().st_size < 60 * 1024 * 1024
+
+
+def test_bundled_clips_have_a_manifest() -> None:
+    entries = [json.loads(line) for line in (ASSETS / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {e["lang"] for e in entries} == set(codec.LANGUAGES)
+    for e in entries:
+        info = sf.info(str(ASSETS / e["path"]))
+        assert info.samplerate == 24000 and info.duration >= 3.0
