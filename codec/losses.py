@@ -31,7 +31,11 @@ class LossConfig:
 
     ``waveform`` and ``stft`` decay with a half-life of ``reconstruction_half_life``
     steps: they help early on and would otherwise fight the perceptual mel/GAN terms.
-    The discriminator starts training at ``adversarial_start`` steps.
+    The discriminator starts training at ``adversarial_start`` steps. With
+    ``adversarial_segment > 0`` it sees one random segment of that many seconds per step
+    (the same span of the original and the reconstruction) instead of the whole crop:
+    its 2-D convolutions cost far more than the codec itself, so on a CPU this is what
+    makes the adversarial phase affordable.
     """
 
     mel: float = 15.0
@@ -44,6 +48,7 @@ class LossConfig:
     adversarial: float = 1.0
     feature_matching: float = 2.0
     adversarial_start: int = 0
+    adversarial_segment: float = 0.0
     commitment: float = 0.1
     codebook: float = 1.0
     distill: float = 1.0
@@ -56,6 +61,8 @@ class LossConfig:
             raise ValueError("mel_windows and mel_bins must have the same length")
         if self.reconstruction_half_life <= 0:
             raise ValueError("reconstruction_half_life must be > 0")
+        if self.adversarial_segment < 0:
+            raise ValueError(f"adversarial_segment must be >= 0 seconds, got {self.adversarial_segment}")
 
 
 class Optimize(Protocol):
@@ -82,6 +89,16 @@ class ReconstructionLoss(nn.Module):
             warnings.filterwarnings("ignore", message="stft_data changed shape")
             stft = self.stft(x, y) if with_stft else estimate.new_zeros(())
             return self.mel(x, y), stft
+
+
+def _adversarial_segment(wav: Tensor, recon: Tensor, seconds: float) -> tuple[Tensor, Tensor]:
+    """The same random span of ``seconds`` from ``wav`` and ``recon`` ``[B, 1, N]`` (all of them
+    when ``seconds`` is 0 or not shorter than N)."""
+    n = round(seconds * SAMPLE_RATE)
+    if n <= 0 or n >= wav.shape[-1]:
+        return wav, recon
+    start = int(torch.randint(0, wav.shape[-1] - n + 1, ()))
+    return wav[..., start : start + n], recon[..., start : start + n]
 
 
 def codec_train_step(
@@ -115,7 +132,8 @@ def codec_train_step(
     use_gan = discriminator is not None and cfg.adversarial > 0 and step >= cfg.adversarial_start
 
     if use_gan:
-        d_loss = discriminator_hinge_loss(discriminator(wav), discriminator(recon.detach()))
+        real_wav, fake_wav = _adversarial_segment(wav, recon, cfg.adversarial_segment)
+        d_loss = discriminator_hinge_loss(discriminator(real_wav), discriminator(fake_wav.detach()))
         opt.step("disc", d_loss)
         logs["disc"] = float(d_loss.detach())
 
@@ -128,9 +146,9 @@ def codec_train_step(
         total = total + cfg.waveform * decay * wave
         logs["waveform"] = float(wave.detach())
     if use_gan:
-        fake = discriminator(recon)
+        fake = discriminator(fake_wav)
         with torch.no_grad():
-            real = discriminator(wav)
+            real = discriminator(real_wav)
         adv = generator_adversarial_loss(fake)
         fm = feature_matching_loss(real, fake)
         total = total + cfg.adversarial * adv + cfg.feature_matching * fm

@@ -118,6 +118,9 @@ class HybridCodec(nn.Module):
                                       config.dead_code_threshold, config.usage_decay)
         self.fsq = FSQ(config.acoustic_levels)
         self._stream_batch: int | None = None
+        # The l2-normalised semantic codebook, computed once per streaming session instead of
+        # twice per chunk (it is a large share of a one-frame step); None outside streaming.
+        self._stream_codebook: Tensor | None = None
 
     # ----------------------------------------------------------------- properties
     @property
@@ -161,14 +164,30 @@ class HybridCodec(nn.Module):
     # ----------------------------------------------------------------- latents
     def semantic_embedding(self, codes: Tensor) -> Tensor:
         """Semantic codes ``[B, T]`` -> the ``[B, T, semantic_dim]`` vectors the decoder sees."""
-        return self.semantic_vq.embed(codes)
+        codebook = self._stream_codebook
+        if codebook is None:
+            return self.semantic_vq.embed(codes)
+        # Same as SemanticVQ.embed, with the session's normalised codebook.
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.semantic_codebook_size):
+            raise ValueError(f"semantic codes must be in [0, {self.semantic_codebook_size}), got "
+                             f"[{int(codes.min())}, {int(codes.max())}]")
+        return self.semantic_vq.proj_out(codebook[codes])
+
+    def _semantic_codes(self, sem: Tensor) -> Tensor:
+        """``[B, T, semantic_dim]`` -> ``[B, T]`` codes, as SemanticVQ.encode."""
+        codebook = self._stream_codebook
+        if codebook is None:
+            return self.semantic_vq.encode(sem)
+        e = F.normalize(self.semantic_vq.proj_in(sem), dim=-1)
+        sims = e.reshape(-1, e.shape[-1]) @ codebook.t()
+        return sims.argmax(dim=-1).view(e.shape[:-1])
 
     def _split(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return z[..., : self.config.semantic_dim], z[..., self.config.semantic_dim:]
 
     def _quantize(self, z: Tensor, num_samples: int) -> Latents:
         sem, ac = self._split(z)
-        return Latents(self.semantic_vq.encode(sem), self.fsq(ac).codes, num_samples, self.config.acoustic_levels)
+        return Latents(self._semantic_codes(sem), self.fsq(ac).codes, num_samples, self.config.acoustic_levels)
 
     def _decoder_input(self, latents: Latents) -> Tensor:
         if latents.acoustic_codes.shape[-1] != self.config.acoustic_dim:
@@ -228,18 +247,25 @@ class HybridCodec(nn.Module):
     # ----------------------------------------------------------------- streaming API
     @contextlib.contextmanager
     def streaming(self, batch_size: int) -> Iterator[HybridCodec]:
-        """Carry encoder and decoder state across :meth:`encode_chunk` / :meth:`decode_chunk` calls."""
+        """Carry encoder and decoder state across :meth:`encode_chunk` / :meth:`decode_chunk` calls.
+
+        Values derived from the weights (the normalised semantic codebook, attention biases)
+        are computed once per session: weights must not change inside it.
+        """
         if self._stream_batch is not None:
             raise RuntimeError("already streaming")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self._stream_batch = batch_size
         set_streaming(self, True)
+        with torch.no_grad():
+            self._stream_codebook = F.normalize(self.semantic_vq.codebook, dim=-1)
         try:
             yield self
         finally:
             set_streaming(self, False)
             self._stream_batch = None
+            self._stream_codebook = None
 
     def _check_streaming(self, batch: int, what: str) -> None:
         if self._stream_batch is None:

@@ -10,6 +10,7 @@ so a chunked run equals an offline run by construction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -38,7 +39,9 @@ class StreamingModule(nn.Module):
             state = self.init_state(x)
         y, state = self.step(x, state)
         if self._streaming:
-            self._state = state
+            # Plain attribute write: nn.Module.__setattr__ checks a state is no parameter,
+            # buffer or submodule, a cost paid on every streaming step.
+            self.__dict__["_state"] = state
         return y
 
 
@@ -48,6 +51,11 @@ def set_streaming(module: nn.Module, enabled: bool) -> None:
         if isinstance(m, StreamingModule):
             m._streaming = enabled
             m._state = None
+
+
+#: Up to this many output steps, convolutions run as a plain matmul: for the few steps of a
+#: streaming chunk the generic conv kernels spend far longer on setup than on arithmetic.
+MATMUL_CONV_MAX_STEPS = 32
 
 
 class CausalConv1d(StreamingModule):
@@ -71,9 +79,20 @@ class CausalConv1d(StreamingModule):
     def step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         if x.shape[-1] % self.stride:
             raise ValueError(f"input length {x.shape[-1]} is not a multiple of the stride {self.stride}")
+        steps = x.shape[-1] // self.stride
         x = torch.cat([state, x], dim=-1)
         new_state = x[..., x.shape[-1] - self.context:]
+        if steps <= MATMUL_CONV_MAX_STEPS:
+            return self._conv_as_matmul(x), new_state
         return self.conv(x), new_state
+
+    def _conv_as_matmul(self, x: Tensor) -> Tensor:
+        """``self.conv(x)`` as one matmul over gathered windows (``[B, C_out, T]``, channels-last in memory)."""
+        b, c, _ = x.shape
+        k = self.conv.kernel_size[0]
+        cols = x.unfold(2, k, self.stride).transpose(1, 2).reshape(b, -1, c * k)  # [B, T, C_in * k]
+        weight = self.conv.weight.reshape(self.conv.out_channels, c * k)
+        return F.linear(cols, weight, self.conv.bias).transpose(1, 2)
 
 
 class Upsample1d(nn.Module):
@@ -85,9 +104,29 @@ class Upsample1d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         self.conv = nn.ConvTranspose1d(in_channels, out_channels, stride, stride)
+        self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(x)
+        b, c, t = x.shape
+        if t > MATMUL_CONV_MAX_STEPS:
+            return self.conv(x)
+        # Kernel == stride: each input step maps to its own ``stride`` outputs, a single matmul.
+        s, out_c = self.stride, self.conv.out_channels
+        weight = self.conv.weight.reshape(c, out_c * s).t()
+        bias = None if self.conv.bias is None else self.conv.bias.repeat_interleave(s)
+        y = F.linear(x.transpose(1, 2), weight, bias)  # [B, T, C_out * stride]
+        return y.view(b, t, out_c, s).transpose(2, 3).reshape(b, t * s, out_c).transpose(1, 2)
+
+
+@dataclass
+class AttentionState:
+    """Streaming state of :class:`LocalSelfAttention`."""
+
+    kv: Tensor  # [B, window, 2, H, head_dim] keys and values of the last ``window`` steps
+    valid: int  # how many of those steps are real; the others predate the stream
+    # Attention biases of short chunks by (new steps, valid). A chunk's bias depends only on
+    # these and the weights, and a stream sees few distinct pairs, so each is built once.
+    biases: dict[tuple[int, int], Tensor] = field(default_factory=dict)
 
 
 class LocalSelfAttention(StreamingModule):
@@ -96,8 +135,9 @@ class LocalSelfAttention(StreamingModule):
     Positions enter only through a learned bias per head and distance, so the block needs
     no absolute time index and streams over inputs of any length. Attention is computed
     in blocks of ``window`` queries against the previous ``window`` keys plus their own,
-    which keeps memory linear in the sequence length. ``[B, T, D] -> [B, T, D]``.
-    The state is the keys and values of the last ``window`` steps and how many are real.
+    which keeps memory linear in the sequence length; a chunk of at most ``window`` steps
+    (the streaming case) attends directly to the cached and new keys. ``[B, T, D] -> [B, T, D]``.
+    The state (:class:`AttentionState`) holds the keys and values of the last ``window`` steps.
     """
 
     def __init__(self, dim: int, num_heads: int, window: int) -> None:
@@ -114,19 +154,59 @@ class LocalSelfAttention(StreamingModule):
         self.register_buffer("_dist", dist.clamp(0, w - 1), persistent=False)
         self.register_buffer("_allowed", (dist >= 0) & (dist < w), persistent=False)
 
-    def init_state(self, x: Tensor) -> tuple[Tensor, Tensor, int]:
-        shape = (x.shape[0], self.num_heads, self.window, self.head_dim)
-        return x.new_zeros(shape), x.new_zeros(shape), 0
+    def init_state(self, x: Tensor) -> AttentionState:
+        return AttentionState(x.new_zeros(x.shape[0], self.window, 2, self.num_heads, self.head_dim), 0)
 
-    def step(self, x: Tensor, state: tuple[Tensor, Tensor, int]) -> tuple[Tensor, tuple[Tensor, Tensor, int]]:
-        cache_k, cache_v, valid = state
+    def step(self, x: Tensor, state: AttentionState) -> tuple[Tensor, AttentionState]:
         b, t, d = x.shape
         w = self.window
-        q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        all_k = torch.cat([cache_k, k], dim=2)  # [B, H, w + T, hd]
-        all_v = torch.cat([cache_v, v], dim=2)
-        new_state = (all_k[:, :, -w:], all_v[:, :, -w:], min(w, valid + t))
+        # Time-major like the projection's output, so caching new keys and values is one
+        # concatenation and, for one stream, no head has to be gathered into a copy.
+        qkv = F.linear(x, self.qkv.weight).view(b, t, 3, self.num_heads, self.head_dim)
+        q = qkv.select(2, 0).transpose(1, 2)  # [B, H, T, hd]
+        all_kv = torch.cat([state.kv, qkv.narrow(2, 1, 2)], dim=1)  # [B, w + T, 2, H, hd]
+        new_state = AttentionState(all_kv.narrow(1, t, w), min(w, state.valid + t), state.biases)
+        if t <= w:
+            bias = self._short_bias(t, state, b)
+            out = self._attend_short(q, all_kv, bias if bias.dtype == q.dtype else bias.to(q.dtype))
+        else:
+            out = self._attend_blocks(q, all_kv, state.valid)
+        return F.linear(out.transpose(1, 2).reshape(b, t, d), self.out.weight), new_state
 
+    def _short_bias(self, t: int, state: AttentionState, batch: int) -> Tensor:
+        """Bias ``[B * H, t, w + t]`` of ``t <= w`` queries against [cached keys, new keys]."""
+        key = (t, state.valid)
+        # A cached bias would cut the gradient path to ``rel_bias``.
+        cacheable = not (torch.is_grad_enabled() and self.rel_bias.requires_grad)
+        if cacheable and key in state.biases:
+            return state.biases[key]
+        w = self.window
+        # The first t rows of the block layout: query i sits at w + i, cached keys at [0, w).
+        bias = self.rel_bias[:, self._dist[:t, : w + t]]
+        neg = torch.finfo(bias.dtype).min
+        bias = bias.masked_fill(~self._allowed[:t, : w + t], neg)
+        if state.valid < w:
+            bias[:, :, : w - state.valid] = neg  # steps before the stream began are not real
+        if batch > 1:
+            bias = bias.repeat(batch, 1, 1)
+        if cacheable:
+            state.biases[key] = bias
+        return bias
+
+    def _attend_short(self, q: Tensor, all_kv: Tensor, bias: Tensor) -> Tensor:
+        """``q [B, H, t, hd]`` against all of ``all_kv``; the bias hides what is out of reach."""
+        b, h, t, hd = q.shape
+        n = all_kv.shape[1]
+        k = all_kv.select(2, 0).transpose(1, 2).reshape(b * h, n, hd)
+        v = all_kv.select(2, 1).transpose(1, 2).reshape(b * h, n, hd)
+        scores = torch.baddbmm(bias, q.reshape(b * h, t, hd), k.transpose(1, 2), alpha=hd ** -0.5)
+        return torch.bmm(scores.softmax(dim=-1), v).view(b, h, t, hd)
+
+    def _attend_blocks(self, q: Tensor, all_kv: Tensor, valid: int) -> Tensor:
+        """``q [B, H, T, hd]`` in blocks of ``w`` queries against the previous ``w`` keys plus their own."""
+        b, h, t, hd = q.shape
+        w = self.window
+        all_k, all_v = all_kv.select(2, 0).transpose(1, 2), all_kv.select(2, 1).transpose(1, 2)  # [B, H, w + T, hd]
         pad = (-t) % w
         if pad:
             # Padded steps come after every real query, so causality already hides them.
@@ -134,7 +214,7 @@ class LocalSelfAttention(StreamingModule):
             all_k = F.pad(all_k, (0, 0, 0, pad))
             all_v = F.pad(all_v, (0, 0, 0, pad))
         nb = (t + pad) // w
-        qb = q.reshape(b, self.num_heads, nb, w, self.head_dim)
+        qb = q.reshape(b, h, nb, w, hd)
         kb = all_k.unfold(2, 2 * w, w).transpose(-1, -2)  # [B, H, nb, 2w, hd]
         vb = all_v.unfold(2, 2 * w, w).transpose(-1, -2)
 
@@ -145,8 +225,7 @@ class LocalSelfAttention(StreamingModule):
             # The first block's "previous block" is the cache; steps before the stream began are not real.
             mask[:, 0, :, : w - valid] = neg
         out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask.to(qb.dtype))
-        out = out.reshape(b, self.num_heads, nb * w, self.head_dim)[:, :, :t]
-        return self.out(out.transpose(1, 2).reshape(b, t, d)), new_state
+        return out.reshape(b, h, nb * w, hd)[:, :, :t]
 
 
 class TransformerLayer(nn.Module):
@@ -164,8 +243,15 @@ class TransformerLayer(nn.Module):
         self.scale2 = nn.Parameter(torch.full((dim,), layer_scale))
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.scale1 * self.attn(self.norm1(x))
-        return x + self.scale2 * self.mlp(self.norm2(x))
+        # Functional calls on the submodules' weights: in a streaming step of a few time steps
+        # the per-module call overhead would cost about as much as the ops themselves.
+        n1, n2 = self.norm1, self.norm2
+        fc1, act, fc2 = self.mlp
+        h = F.layer_norm(x, n1.normalized_shape, n1.weight, n1.bias, n1.eps)
+        x = x + self.scale1 * self.attn(h)
+        h = F.layer_norm(x, n2.normalized_shape, n2.weight, n2.bias, n2.eps)
+        h = F.linear(F.gelu(F.linear(h, fc1.weight, fc1.bias), approximate=act.approximate), fc2.weight, fc2.bias)
+        return x + self.scale2 * h
 
 
 class Transformer(nn.Module):

@@ -93,9 +93,15 @@ class TrainerConfig:
     # Needed when some trainable parameters get no gradient in some steps (e.g. a branch
     # applied to only part of the batches); costs an extra graph traversal per step.
     ddp_find_unused_parameters: bool = False
-    # Weights to start from when not resuming: {module name: a .safetensors file, or a
+    # Weights to start from when not resuming: {module name: a .safetensors file, a
+    # training checkpoint folder (its <module name>.safetensors), or an exported model
     # folder holding model.safetensors (e.g. a shipped model to fine-tune)}.
     init_from: dict[str, str] = field(default_factory=dict)
+    # Parts kept fixed: a task module name ("teacher") or a dotted submodule path inside one
+    # ("codec.encoder"). Their parameters get no optimizer and they stay in eval mode, so
+    # e.g. a decoder fine-tune leaves the encoder's latent space, and latents already
+    # encoded with it, valid.
+    freeze: list[str] = field(default_factory=list)
     tensorboard: bool = True
     progress: bool = True
 
@@ -357,6 +363,10 @@ class Trainer:
             raise TypeError("task.modules() must return a non-empty dict of nn.Module")
         self.modules = {n: m.to(device) for n, m in modules.items()}
         owner = {id(p): n for n, m in self.modules.items() for p in m.parameters()}
+        self.frozen = [self._resolve_frozen(path) for path in cfg.freeze]
+        frozen_ids = {id(p) for m in self.frozen for p in m.parameters()}
+        for m in self.frozen:
+            m.requires_grad_(False)
         groups = self.task.param_groups()
         if not groups:
             raise ValueError("task.param_groups() declared no optimizer")
@@ -374,6 +384,12 @@ class Trainer:
                         f"a parameter appears in more than one param group ({opt_name!r})"
                     )
                 seen.add(id(p))
+        groups = {n: [p for p in params if id(p) not in frozen_ids] for n, params in groups.items()}
+        for opt_name, params in groups.items():
+            if not params:
+                raise ValueError(
+                    f"trainer.freeze {cfg.freeze} leaves optimizer {opt_name!r} nothing to train"
+                )
         names = list(groups)
         lrs = _per_optimizer(cfg.lr, names, "lr")
         self.grad_clip = _per_optimizer(cfg.grad_clip, names, "grad_clip")
@@ -396,6 +412,28 @@ class Trainer:
             if self.amp_dtype == torch.float16
             else {}
         )
+
+    def _resolve_frozen(self, path: str) -> nn.Module:
+        name, _, sub = path.partition(".")
+        if name not in self.modules:
+            raise ValueError(
+                f"trainer.freeze names {path!r}, but the task's modules are: {', '.join(self.modules)}"
+            )
+        try:
+            return self.modules[name].get_submodule(sub) if sub else self.modules[name]
+        except AttributeError:
+            children = ", ".join(n for n, _ in self.modules[name].named_children())
+            raise ValueError(
+                f"trainer.freeze names {path!r}, but module {name!r} has no submodule {sub!r} "
+                f"(its children: {children})"
+            ) from None
+
+    def _train_mode(self) -> None:
+        """Every module in training mode except the frozen parts."""
+        for m in self.modules.values():
+            m.train()
+        for m in self.frozen:
+            m.eval()
 
     def _wrap(self) -> dict[str, nn.Module]:
         if not self.dist.distributed:
@@ -511,8 +549,7 @@ class Trainer:
                 if self.writer is not None and first:
                     self.task.log_samples(self.writer, first[0], step)
         finally:
-            for m in self.modules.values():
-                m.train()
+            self._train_mode()
             ckpt.restore_rng_state(saved)
         gathered = self.dist.gather((count, metrics))
         total = sum(c for c, _ in gathered)
@@ -583,7 +620,9 @@ class Trainer:
                 )
             path = Path(source)
             if path.is_dir():
-                path = path / "model.safetensors"
+                # A training checkpoint holds one file per module; an exported model, model.safetensors.
+                per_module = path / f"{name}.safetensors"
+                path = per_module if per_module.exists() else path / "model.safetensors"
             ckpt.load_module_weights(self.modules[name], path)
             self.log(f"initialised {name} from {path}")
 
@@ -602,8 +641,7 @@ class Trainer:
 
     def _train_step(self, runner: StepRunner, batch: Any, step: int) -> dict[str, float] | None:
         """One step of the task; None if it was skipped for a non-finite loss."""
-        for m in self.modules.values():
-            m.train()
+        self._train_mode()
         runner.stats = {}
         scalars: dict[str, float] | None
         try:

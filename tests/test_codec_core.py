@@ -294,7 +294,7 @@ def test_phoneme_ctc_teacher_learns() -> None:
         opt.step()
     assert float(loss.detach()) < 0.3 * first
     empty = make_batch(torch.zeros(2, 1, 1920))
-    assert float(head(semantic, empty)) == 0.0
+    assert float(head(semantic, empty).detach()) == 0.0
 
 
 # ----------------------------------------------------------------------------- files
@@ -330,7 +330,8 @@ def test_tiny_codec_learns_a_clip() -> None:
     cfg = codec.CodecConfig.tiny(dim=64, semantic_vq_prob=1.0, acoustic_quantize_prob=1.0, acoustic_dither_prob=0.0)
     model = codec.HybridCodec(cfg).train()
     disc = MultiResolutionDiscriminator(DiscriminatorConfig(n_ffts=(512, 256), channels=8))
-    loss_cfg = LossConfig(mel_windows=(128, 512, 2048), mel_bins=(20, 40, 80), adversarial_start=40)
+    loss_cfg = LossConfig(mel_windows=(128, 512, 2048), mel_bins=(20, 40, 80), adversarial_start=40,
+                          adversarial_segment=0.5)
     recon = ReconstructionLoss(loss_cfg)
     batch = make_batch(speechlike(1.28, seed=4)[None, None, : 1920 * 16])
     opt = PlainOptimize(gen=torch.optim.Adam(model.parameters(), lr=2e-3),
@@ -347,6 +348,18 @@ def test_tiny_codec_learns_a_clip() -> None:
     with torch.no_grad():
         end = float(recon(model(batch.wav).audio, batch.wav, with_stft=False)[0])
     assert end < 0.6 * start, (start, end)
+
+
+def test_adversarial_segment_takes_the_same_span_of_both() -> None:
+    from codec.losses import _adversarial_segment
+
+    wav = torch.arange(24000.0).view(1, 1, -1)
+    real, fake = _adversarial_segment(wav, -wav, 0.25)
+    assert real.shape[-1] == 6000 and torch.equal(fake, -real)
+    assert torch.equal(real[0, 0], torch.arange(6000.0) + real[0, 0, 0])
+    assert _adversarial_segment(wav, -wav, 0.0)[0] is wav and _adversarial_segment(wav, -wav, 2.0)[0] is wav
+    with pytest.raises(ValueError, match="adversarial_segment"):
+        LossConfig(adversarial_segment=-1.0)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -143,3 +143,22 @@ def test_init_from_a_shipped_folder(tmp_path: Path, corpus: Path) -> None:
     bad = write_config(tmp_path, corpus, tmp_path / "bad", max_steps=1, init_from={"decoder": str(folder)})
     with pytest.raises(ValueError, match="init_from names module 'decoder'"):
         train(bad)
+
+
+def test_decoder_finetune_keeps_the_latent_space(tmp_path: Path, corpus: Path) -> None:
+    """Stage 2 of the recipe: from a checkpoint folder, encoder + VQ + teacher frozen, GAN on."""
+    first = train(write_config(tmp_path, corpus, tmp_path / "stage1", max_steps=2, valid_every=0))
+    config = write_config(tmp_path, corpus, tmp_path / "stage2", max_steps=2, valid_every=0,
+                          init_from={"codec": str(first.checkpoint), "teacher": str(first.checkpoint)},
+                          freeze=["codec.encoder", "codec.semantic_vq", "teacher"])
+    second = train(config)
+    before = load_file(str(first.checkpoint / "codec.safetensors"))
+    after = load_file(str(second.checkpoint / "codec.safetensors"))
+    frozen = [k for k in before if k.startswith(("encoder.", "semantic_vq."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    wav = torch.randn(1, 4 * 1920) * 0.1
+    codes = [codec.load(export(ckpt, tmp_path / name)).encode(wav, 24000)
+             for ckpt, name in ((first.checkpoint, "m1"), (second.checkpoint, "m2"))]
+    assert torch.equal(codes[0].semantic, codes[1].semantic)
+    assert torch.equal(codes[0].acoustic, codes[1].acoustic)

@@ -153,6 +153,28 @@ def test_loss_decreases_and_logs(tmp_path: Path) -> None:
     assert ckpt.find_latest_checkpoint(tmp_path / "checkpoints").name == "step_0000060"
 
 
+def test_freeze_keeps_parts_fixed_and_in_eval_mode(tmp_path: Path) -> None:
+    task = make_task()
+    first, last = task.net[0], task.net[3]
+    before_first = [p.detach().clone() for p in first.parameters()]
+    before_last = [p.detach().clone() for p in last.parameters()]
+    trainer = Trainer(task, toy_config(tmp_path, freeze=["net.0"], valid_every=2))
+    trainer.fit()
+    assert all(torch.equal(a, b) for a, b in zip(before_first, first.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(before_last, last.parameters(), strict=True))
+    assert not first.training and task.net[2].training  # dropout of the trained part stays on
+    assert not any(p.requires_grad for p in first.parameters())
+
+
+def test_freeze_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="modules are: net, critic"):
+        Trainer(make_task(), toy_config(tmp_path / "a", freeze=["nope"])).fit()
+    with pytest.raises(ValueError, match="no submodule 'encoder'.*children: 0, 1, 2, 3"):
+        Trainer(make_task(), toy_config(tmp_path / "b", freeze=["net.encoder"])).fit()
+    with pytest.raises(ValueError, match="leaves optimizer 'net' nothing to train"):
+        Trainer(make_task(), toy_config(tmp_path / "c", freeze=["net"])).fit()
+
+
 def test_resume_is_bit_identical(tmp_path: Path) -> None:
     full = make_task()
     Trainer(full, toy_config(tmp_path / "full", valid_every=1)).fit()
