@@ -30,14 +30,11 @@ demo: $(STAMP) system-base
 corpus: $(STAMP) system-corpus
 	$(PY) scripts/build_corpus.py --out data/corpus --hours 10 --workers 2
 
-# Stage 1 trains the whole codec; stage 2 fine-tunes the decoder (GAN on) with the encoder frozen.
 train: $(STAMP)
 	$(PY) -m codec train --config configs/tiny.yaml --resume
-	$(PY) -m codec export runs/hylac-tiny/checkpoints/$$(cat runs/hylac-tiny/checkpoints/latest) runs/hylac-tiny/stage1
-	$(PY) -m codec train --config configs/tiny_decoder.yaml --resume
 
 ship: $(STAMP)
-	$(PY) -m codec export runs/hylac-tiny-decoder/checkpoints/$$(cat runs/hylac-tiny-decoder/checkpoints/latest) codec/pretrained/hylac-tiny
+	$(PY) -m codec export runs/hylac-tiny/checkpoints/$$(cat runs/hylac-tiny/checkpoints/latest) codec/pretrained/hylac-tiny
 
 latents: $(STAMP)
 	$(PY) -m codec encode-manifest data/corpus/manifest.jsonl --out data/latents --model hylac-tiny

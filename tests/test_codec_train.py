@@ -162,3 +162,18 @@ def test_decoder_finetune_keeps_the_latent_space(tmp_path: Path, corpus: Path) -
              for ckpt, name in ((first.checkpoint, "m1"), (second.checkpoint, "m2"))]
     assert torch.equal(codes[0].semantic, codes[1].semantic)
     assert torch.equal(codes[0].acoustic, codes[1].acoustic)
+
+
+def test_codec_recipes_load_and_stage_two_matches_stage_one() -> None:
+    from codec import TrainerConfig
+    from codec.configfile import load_config
+    from codec.train import SCHEMA
+
+    loaded = {name: load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA})
+              for name in ("tiny.yaml", "base.yaml", "tiny_decoder.yaml")}
+    tiny, decoder = loaded["tiny.yaml"]["model"], loaded["tiny_decoder.yaml"]["model"]
+    shape_keys = ("dim", "num_heads", "mlp_ratio", "encoder_layers", "decoder_layers", "semantic_codebook_size",
+                  "acoustic_dim", "acoustic_levels", "decoder_head")
+    assert all(getattr(tiny, k) == getattr(decoder, k) for k in shape_keys)
+    assert loaded["tiny_decoder.yaml"]["trainer"].freeze == ["codec.encoder", "codec.semantic_vq"]
+    assert decoder.semantic_vq_prob == decoder.acoustic_quantize_prob == 1.0
