@@ -40,3 +40,19 @@ def test_bundled_clips_have_a_manifest() -> None:
     for e in entries:
         info = sf.info(str(ASSETS / e["path"]))
         assert info.samplerate == 24000 and info.duration >= 3.0
+
+
+def test_hylac_tts_tiny_is_shipped_and_speaks() -> None:
+    import tts
+    from tts.config import SamplingConfig
+
+    assert "hylac-tts-tiny" in tts.available_models()
+    folder = Path(tts.__file__).parent / "pretrained" / "hylac-tts-tiny"
+    assert (folder / "README.md").is_file()
+    assert (folder / "model.safetensors").stat().st_size < 60 * 1024 * 1024
+    synth = tts.load("hylac-tts-tiny")
+    entry = json.loads((ASSETS / "manifest.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    audio = synth.generate("Hello there.", entry["lang"], ASSETS / entry["path"],
+                           sampling=SamplingConfig(max_seconds=4.0), seed=0)
+    assert audio.dim() == 1 and 0 < audio.numel() <= 4 * 24000 + 1920
+    assert torch.isfinite(audio).all() and float(audio.pow(2).mean().sqrt()) > 1e-3
