@@ -164,30 +164,14 @@ class HybridCodec(nn.Module):
     # ----------------------------------------------------------------- latents
     def semantic_embedding(self, codes: Tensor) -> Tensor:
         """Semantic codes ``[B, T]`` -> the ``[B, T, semantic_dim]`` vectors the decoder sees."""
-        codebook = self._stream_codebook
-        if codebook is None:
-            return self.semantic_vq.embed(codes)
-        # Same as SemanticVQ.embed, with the session's normalised codebook.
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.semantic_codebook_size):
-            raise ValueError(f"semantic codes must be in [0, {self.semantic_codebook_size}), got "
-                             f"[{int(codes.min())}, {int(codes.max())}]")
-        return self.semantic_vq.proj_out(codebook[codes])
-
-    def _semantic_codes(self, sem: Tensor) -> Tensor:
-        """``[B, T, semantic_dim]`` -> ``[B, T]`` codes, as SemanticVQ.encode."""
-        codebook = self._stream_codebook
-        if codebook is None:
-            return self.semantic_vq.encode(sem)
-        e = F.normalize(self.semantic_vq.proj_in(sem), dim=-1)
-        sims = e.reshape(-1, e.shape[-1]) @ codebook.t()
-        return sims.argmax(dim=-1).view(e.shape[:-1])
+        return self.semantic_vq.embed(codes, self._stream_codebook)
 
     def _split(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return z[..., : self.config.semantic_dim], z[..., self.config.semantic_dim:]
 
     def _quantize(self, z: Tensor, num_samples: int) -> Latents:
         sem, ac = self._split(z)
-        return Latents(self._semantic_codes(sem), self.fsq(ac).codes, num_samples, self.config.acoustic_levels)
+        return Latents(self.semantic_vq.encode(sem, self._stream_codebook), self.fsq(ac).codes, num_samples, self.config.acoustic_levels)
 
     def _decoder_input(self, latents: Latents) -> Tensor:
         if latents.acoustic_codes.shape[-1] != self.config.acoustic_dim:
@@ -259,7 +243,7 @@ class HybridCodec(nn.Module):
         self._stream_batch = batch_size
         set_streaming(self, True)
         with torch.no_grad():
-            self._stream_codebook = F.normalize(self.semantic_vq.codebook, dim=-1)
+            self._stream_codebook = self.semantic_vq.normalized_codebook()
         try:
             yield self
         finally:

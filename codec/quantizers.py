@@ -53,22 +53,29 @@ class SemanticVQ(nn.Module):
         # codebook on encoder outputs (a data-dependent initialisation).
         self.register_buffer("usage", torch.zeros(codebook_size))
 
-    def _lookup(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def normalized_codebook(self) -> Tensor:
+        """``[codebook_size, L]`` unit-norm codes; callers that look up many times with fixed
+        weights (a streaming session) may compute it once and pass it to encode/embed."""
+        return F.normalize(self.codebook, dim=-1)
+
+    def _lookup(self, z: Tensor, codebook: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``z [B, T, dim]`` -> (normalised low-dim input ``[B, T, L]``, codes ``[B, T]``)."""
+        codebook = self.normalized_codebook() if codebook is None else codebook
         e = F.normalize(self.proj_in(z), dim=-1)
-        sims = e.reshape(-1, e.shape[-1]) @ F.normalize(self.codebook, dim=-1).t()
+        sims = e.reshape(-1, e.shape[-1]) @ codebook.t()
         return e, sims.argmax(dim=-1).view(e.shape[:-1])
 
-    def encode(self, z: Tensor) -> Tensor:
-        """``[B, T, dim] -> [B, T]`` codes."""
-        return self._lookup(z)[1]
+    def encode(self, z: Tensor, codebook: Tensor | None = None) -> Tensor:
+        """``[B, T, dim] -> [B, T]`` codes (``codebook``: a precomputed :meth:`normalized_codebook`)."""
+        return self._lookup(z, codebook)[1]
 
-    def embed(self, codes: Tensor) -> Tensor:
+    def embed(self, codes: Tensor, codebook: Tensor | None = None) -> Tensor:
         """``[B, T]`` codes -> ``[B, T, dim]`` the vectors the decoder sees for them."""
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
             raise ValueError(f"semantic codes must be in [0, {self.codebook_size}), got "
                              f"[{int(codes.min())}, {int(codes.max())}]")
-        return self.proj_out(F.normalize(self.codebook, dim=-1)[codes])
+        codebook = self.normalized_codebook() if codebook is None else codebook
+        return self.proj_out(codebook[codes])
 
     def forward(self, z: Tensor, quantize_mask: Tensor | None = None) -> VQOutput:
         """Quantize ``z [B, T, dim]``; items with ``quantize_mask[b] == False`` stay continuous."""
