@@ -15,12 +15,14 @@ file header; hylac: the code bits of the latent frames), which is what a transpo
 would carry. `file_kbps` counts the whole encoded file where there is one. Both are
 divided by the duration of the input signal.
 
-Delays: the quality benchmark aligns waveform codecs (Opus, hylac) to their input by
-cross-correlation (`codec.metrics.align`) before scoring, within
-`System.max_alignment_delay_s`. Codec2 is a parametric vocoder that does not keep the
-waveform's phase, so cross-correlation misplaces it by up to ±25 ms; its fixed delay
-(`CODEC2_DELAY_SAMPLES`) is removed inside the wrapper instead and no further
-alignment is searched.
+Delays: the quality benchmark aligns Opus to its input by cross-correlation
+(`codec.metrics.align`) before scoring, within `System.max_alignment_delay_s`. Systems
+that do not keep the waveform's phase are placed by their known delay instead, since
+cross-correlation of such an output has no reliable peak: Codec2's fixed decoder delay
+(`CODEC2_DELAY_SAMPLES`, misplaced by up to ±25 ms by cross-correlation) is removed inside
+its wrapper, and a hylac decoder returns its samples on the input's timeline (delay 0;
+a low-bitrate neural decoder reconstructs the spectrum, not the phase, and
+cross-correlation picked lags of up to ±60 ms for `hylac-tiny`, which lowered its STOI).
 """
 
 from __future__ import annotations
@@ -245,6 +247,9 @@ class Hylac(System):
     (`frames * model.bitrate / model.frame_rate`); the decoded 24 kHz signal is
     resampled back to the input rate.
     """
+
+    # Decoded samples are on the input's timeline by construction (see the module docstring).
+    max_alignment_delay_s = 0.0
 
     def __init__(self, model: object | str | Path, name: str | None = None) -> None:
         self._model = model if not isinstance(model, str | Path) else None

@@ -230,7 +230,7 @@ def quick_setup(folder: Path) -> tuple[tts.Synthesizer, Path]:
 
     torch.manual_seed(0)
     codec_model = codec.HybridCodec(codec.CodecConfig.tiny()).eval()
-    cfg = tts.TTSConfig.tiny(semantic_dim=codec_model.semantic_dim, codec_weights_hash=codec_model.weights_hash)
+    cfg = tts.TTSConfig.tiny(semantic_dim=codec_model.semantic_dim, codec_latent_hash=codec_model.latent_hash)
     synth = tts.Synthesizer(tts.TTSModel(cfg), codec_model)
     sentences = ["The quick brown fox jumps over the lazy dog.", "Please call me back before noon tomorrow.",
                  "We will meet at the station at seven."]

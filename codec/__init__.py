@@ -10,7 +10,14 @@ Public API (``tts`` and user code import only these names)::
 """
 
 from .config import CodecConfig
-from .latent_file import LatentFileError, LatentFileInfo, load_latents, save_latents
+from .latent_file import (
+    CodecStamp,
+    LatentFileError,
+    LatentFileInfo,
+    load_latents,
+    same_latent_space,
+    save_latents,
+)
 from .latents import (
     FRAME_RATE,
     FRAME_SIZE,
@@ -34,6 +41,7 @@ __all__ = [
     "SAMPLE_RATE",
     "CodecConfig",
     "CodecOutput",
+    "CodecStamp",
     "HybridCodec",
     "JsonConfig",
     "LatentFileError",
@@ -55,6 +63,7 @@ __all__ = [
     "phonemize",
     "phonemize_many",
     "run_training",
+    "same_latent_space",
     "save_latents",
     "save_weights_folder",
     "snap_to_grid",

@@ -632,6 +632,7 @@ def format_info(path: str | os.PathLike, info: LatentFileInfo) -> str:
         f"  format version   {info.format_version}",
         f"  codec            {info.codec_name}",
         f"  weights sha256   {info.codec_weights_sha256}",
+        f"  latent sha256    {info.codec_latent_sha256 or '(not recorded)'}",
         f"  duration         {info.duration:.3f} s ({info.num_samples} samples at {info.sample_rate} Hz)",
         f"  frames           {info.num_frames} at {info.frame_rate:g} Hz",
         f"  bitrate          {info.bitrate:.1f} bit/s",

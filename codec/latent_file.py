@@ -5,7 +5,9 @@ Tensors:
     ``acoustic``  uint8  ``[T, A]`` FSQ codes ``0 .. levels-1`` (``[C, T, A]`` alongside ``[C, T]``).
 
 String metadata (all values are strings, as safetensors requires):
-    ``format`` = ``"hylat"``, ``format_version``, ``codec_name``, ``codec_weights_sha256``,
+    ``format`` = ``"hylat"``, ``format_version``, ``codec_name``, ``codec_weights_sha256``
+    (all the codec's weights), ``codec_latent_sha256`` (its latent space: encoder and
+    quantizers; absent from files written before it was recorded),
     ``sample_rate``, ``frame_rate``, ``num_samples`` (at ``sample_rate``; decoding returns
     exactly this many), ``channels`` and ``original_sample_rate`` (of the input, for
     information), ``semantic_codebook_size``, ``acoustic_levels``, ``data_sha256``
@@ -52,7 +54,7 @@ class UnsupportedVersionError(LatentFileError):
 
 
 class CodecMismatchError(LatentFileError):
-    """Written by a different codec (name or weights) than the one asked to decode it."""
+    """Written by a codec with another latent space than the one asked to decode it."""
 
 
 class CodecIdentity(Protocol):
@@ -60,6 +62,7 @@ class CodecIdentity(Protocol):
 
     name: str
     weights_hash: str
+    latent_hash: str
     sample_rate: int
     frame_rate: float
     semantic_codebook_size: int
@@ -76,6 +79,7 @@ class CodecStamp:
 
     name: str
     weights_hash: str
+    latent_hash: str
     sample_rate: int
     frame_rate: float
     semantic_codebook_size: int
@@ -83,8 +87,8 @@ class CodecStamp:
 
     @classmethod
     def of(cls, model: CodecIdentity) -> CodecStamp:
-        return cls(model.name, model.weights_hash, int(model.sample_rate), float(model.frame_rate),
-                   int(model.semantic_codebook_size), int(model.acoustic_levels))
+        return cls(model.name, model.weights_hash, model.latent_hash, int(model.sample_rate),
+                   float(model.frame_rate), int(model.semantic_codebook_size), int(model.acoustic_levels))
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,9 @@ class LatentFileInfo:
         format_version: file format version.
         codec_name: name of the codec that wrote it (e.g. ``"hylac-tiny"``).
         codec_weights_sha256: sha256 of that codec's weights; identifies it exactly.
+        codec_latent_sha256: sha256 of its latent space (``HybridCodec.latent_hash``): any
+            codec with the same one decodes the file. Empty in files written before it
+            was recorded; those need the exact weights.
         sample_rate: rate of the audio the codes stand for (24000).
         frame_rate: latent frames per second (12.5).
         num_samples: samples at ``sample_rate`` that decoding returns.
@@ -109,6 +116,7 @@ class LatentFileInfo:
     format_version: int
     codec_name: str
     codec_weights_sha256: str
+    codec_latent_sha256: str
     sample_rate: int
     frame_rate: float
     num_samples: int
@@ -137,14 +145,23 @@ def codec_description(name: str, weights_hash: str) -> str:
     return f"'{name}' (weights {weights_hash[:12]})"
 
 
+def same_latent_space(info: LatentFileInfo, model: CodecIdentity) -> bool:
+    """Whether ``model`` reads the codes of a file described by ``info``: the same latent
+    hash, or for files without one, the very same weights."""
+    if info.codec_latent_sha256:
+        return info.codec_latent_sha256 == model.latent_hash
+    return info.codec_weights_sha256 == model.weights_hash and info.codec_name == model.name
+
+
 def check_codec(info: LatentFileInfo, model: CodecIdentity, path: str | os.PathLike) -> None:
-    """Raise :class:`CodecMismatchError` unless ``model`` is the codec that wrote the file."""
-    if info.codec_weights_sha256 != model.weights_hash or info.codec_name != model.name:
+    """Raise :class:`CodecMismatchError` unless ``model`` shares the latent space of the
+    codec that wrote the file."""
+    if not same_latent_space(info, model):
         raise CodecMismatchError(
             path,
             f"written by codec {codec_description(info.codec_name, info.codec_weights_sha256)} but the "
-            f"loaded codec is {codec_description(model.name, model.weights_hash)}; decode it with "
-            f"--model {info.codec_name} (the same weights)",
+            f"loaded codec is {codec_description(model.name, model.weights_hash)}, with another latent "
+            f"space; decode it with --model {info.codec_name} (the codec that wrote it)",
         )
 
 
@@ -183,6 +200,7 @@ def latents_to_bytes(
         "format_version": str(FORMAT_VERSION),
         "codec_name": model.name,
         "codec_weights_sha256": model.weights_hash,
+        "codec_latent_sha256": model.latent_hash,
         "sample_rate": str(model.sample_rate),
         "frame_rate": repr(float(model.frame_rate)),
         "num_samples": str(latents.num_samples),
@@ -267,6 +285,7 @@ def _parse_info(path: Path, metadata: dict[str, str], tensors: dict[str, torch.T
             format_version=version,
             codec_name=metadata["codec_name"],
             codec_weights_sha256=metadata["codec_weights_sha256"],
+            codec_latent_sha256=metadata.get("codec_latent_sha256", ""),
             sample_rate=sample_rate,
             frame_rate=frame_rate,
             num_samples=num_samples,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,11 +150,27 @@ class HybridCodec(nn.Module):
 
     @property
     def weights_hash(self) -> str:
-        """SHA-256 (hex) of the weights: identifies exactly which codec produced some codes."""
-        h = hashlib.sha256()
+        """SHA-256 (hex) of all the weights: identifies exactly this codec."""
+        return self._hash_state(lambda key: True)
+
+    @property
+    def latent_hash(self) -> str:
+        """SHA-256 (hex) of what gives the codes their meaning: the latent layout and the
+        encoder and quantizer weights, not the decoder's.
+
+        Codecs with the same latent hash write and read interchangeable codes, so a
+        decoder fine-tune (``trainer.freeze: [codec.encoder, codec.semantic_vq]``) keeps
+        latent files and TTS models made with the original codec valid."""
+        layout = (self.sample_rate, self.frame_rate, self.semantic_codebook_size, self.semantic_dim,
+                  self.acoustic_dim, self.acoustic_levels)
+        return self._hash_state(lambda key: not key.startswith("decoder."), repr(layout))
+
+    def _hash_state(self, keep: Callable[[str], bool], prefix: str = "") -> str:
+        h = hashlib.sha256(prefix.encode())
         for key, value in sorted(self.state_dict().items()):
-            h.update(key.encode())
-            h.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+            if keep(key):
+                h.update(key.encode())
+                h.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
         return h.hexdigest()
 
     @property
@@ -323,9 +339,14 @@ def available_models() -> list[str]:
 
 
 def load(name_or_path: str | Path = "hylac-tiny", device: str | torch.device = "cpu") -> HybridCodec:
-    """Load a codec in eval mode from a folder, a shipped model name, or a hub id (network permitting)."""
+    """Load a codec in eval mode from a folder (an exported model, or a training checkpoint
+    ``OUT_DIR/checkpoints/step_N``), a shipped model name, or a hub id (network permitting)."""
     path = Path(name_or_path)
     if path.is_dir():
+        if not (path / "config.json").exists() and (path / "codec.safetensors").exists():
+            from .train import load_checkpoint  # the training side imports this module
+
+            return load_checkpoint(path, device)
         return HybridCodec.from_folder(path, device)
     name = str(name_or_path)
     if (PRETRAINED_DIR / name).is_dir():

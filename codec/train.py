@@ -172,10 +172,15 @@ def train(config_path: str | Path | None, overrides: Sequence[str] = (), resume:
     )
 
 
-def export(checkpoint_dir: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.float16) -> Path:
-    """Turn a training checkpoint folder into a loadable codec folder (config.json + model.safetensors)."""
+def load_checkpoint(checkpoint_dir: str | Path, device: str | torch.device = "cpu") -> HybridCodec:
+    """The codec of a training checkpoint folder (its config.yaml + codec.safetensors), in eval mode."""
     checkpoint_dir = Path(checkpoint_dir)
     sections = load_config(checkpoint_dir / "config.yaml", [], {"trainer": TrainerConfig, **SCHEMA})
     model = HybridCodec(sections["model"])
     load_module_weights(model, checkpoint_dir / "codec.safetensors")
-    return model.save(out_dir, dtype=dtype)
+    return model.to(device).eval()
+
+
+def export(checkpoint_dir: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.float16) -> Path:
+    """Turn a training checkpoint folder into a loadable codec folder (config.json + model.safetensors)."""
+    return load_checkpoint(checkpoint_dir).save(out_dir, dtype=dtype)

@@ -1,7 +1,8 @@
 """`make demo`: round-trip the bundled clips through hylac-tiny and speak one sentence per language.
 
 Writes ``OUT/<clip>.wav`` (decoded) next to ``OUT/<clip>_original.wav`` and prints bitrate,
-PESQ-WB and STOI per clip; then, when the TTS model is shipped, ``OUT/tts_<lang>.wav``.
+PESQ-WB and STOI per clip, for the bundled clips and the real human voice of alsa-utils where
+it is installed; then, when the TTS model is shipped, ``OUT/tts_<lang>.wav``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,31 @@ from codec import metrics
 ASSETS = Path(codec.__file__).parent / "assets"
 
 
+# A real human voice most Debian systems have: the speaker-test recordings of alsa-utils
+# (GPL-2, so used where installed rather than bundled). The corpus voices are synthetic.
+SYSTEM_SPEECH = Path("/usr/share/sounds/alsa")
+
+
+def round_trip(model: codec.HybridCodec, path: Path, name: str, lang: str, out: Path) -> None:
+    """Encode + decode one file; write both at 24 kHz and print bitrate, PESQ-WB, STOI, RTF."""
+    wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    x = torch.from_numpy(wav.T.copy())
+    start = time.perf_counter()
+    latents = model.encode(x, sr)
+    y = model.decode(latents)[0, 0]
+    rtf = (time.perf_counter() - start) / latents.duration
+    ref = x.mean(0)  # the down-mixed input the codec saw
+    if sr != model.sample_rate:
+        import torchaudio.functional as AF
+
+        ref = AF.resample(ref, sr, model.sample_rate)
+    sf.write(str(out / f"{name}_original.wav"), ref.numpy(), model.sample_rate)
+    sf.write(str(out / f"{name}.wav"), y.numpy(), model.sample_rate)
+    pesq = metrics.pesq_wb(ref.numpy(), y.numpy(), model.sample_rate)
+    stoi = metrics.stoi(ref.numpy(), y.numpy(), model.sample_rate)
+    print(f"{name:<28} {lang:<4} {latents.duration:5.1f} {model.bitrate / 1000:5.2f} {pesq:7.2f} {stoi:5.2f} {rtf:6.3f}")
+
+
 def codec_demo(model_name: str, out: Path) -> None:
     model = codec.load(model_name)
     manifest = ASSETS / "manifest.jsonl"
@@ -29,24 +55,14 @@ def codec_demo(model_name: str, out: Path) -> None:
           f"({model.frame_rate} Hz x (13 + 36 x log2(21)) bits), {len(entries)} clips -> {out}/")
     print(f"{'clip':<28} {'lang':<4} {'sec':>5} {'kbps':>5} {'PESQ-WB':>7} {'STOI':>5} {'RTF':>6}")
     for e in entries:
-        wav, sr = sf.read(str(ASSETS / e["path"]), dtype="float32", always_2d=True)
-        x = torch.from_numpy(wav.T.copy())
-        start = time.perf_counter()
-        latents = model.encode(x, sr)
-        y = model.decode(latents)[0, 0]
-        rtf = (time.perf_counter() - start) / latents.duration
-        ref = x.mean(0)  # the down-mixed input the codec saw
-        if sr != model.sample_rate:
-            import torchaudio.functional as AF
-
-            ref = AF.resample(ref, sr, model.sample_rate)
-        name = Path(e["path"]).stem
-        sf.write(str(out / f"{name}_original.wav"), ref.numpy(), model.sample_rate)
-        sf.write(str(out / f"{name}.wav"), y.numpy(), model.sample_rate)
-        kbps = model.bitrate / 1000
-        pesq = metrics.pesq_wb(ref.numpy(), y.numpy(), model.sample_rate)
-        stoi = metrics.stoi(ref.numpy(), y.numpy(), model.sample_rate)
-        print(f"{name:<28} {e.get('lang', '?'):<4} {latents.duration:5.1f} {kbps:5.2f} {pesq:7.2f} {stoi:5.2f} {rtf:6.3f}")
+        round_trip(model, ASSETS / e["path"], Path(e["path"]).stem, e.get("lang", "?"), out)
+    real = sorted(p for p in SYSTEM_SPEECH.glob("*.wav") if p.stem != "Noise")
+    if real:
+        print(f"real human speech found on this machine ({SYSTEM_SPEECH}, alsa-utils, not bundled):")
+        for path in real:
+            round_trip(model, path, f"alsa_{path.stem}", "en", out)
+    else:
+        print(f"no real human recording on this machine ({SYSTEM_SPEECH}: install alsa-utils)")
 
 
 def tts_demo(out: Path) -> None:

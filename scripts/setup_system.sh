@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, when running as root and they are missing.
-#   scripts/setup_system.sh base     espeak-ng (phonemizer, test voices)
+#   scripts/setup_system.sh base     espeak-ng (phonemizer, test voices), alsa-utils (its
+#                                    speaker-test recordings: a real human voice for the demo)
 #   scripts/setup_system.sh bench    + opus-tools codec2 ffmpeg sox (classic codec baselines)
 #   scripts/setup_system.sh corpus   + MBROLA / festival voices and sentence sources (needs contrib/non-free)
 set -euo pipefail
 level=${1:-base}
-pkgs=(espeak-ng libespeak-ng1)
+pkgs=(espeak-ng libespeak-ng1 alsa-utils)
 case "$level" in
   base) ;;
   bench) pkgs+=(opus-tools codec2 ffmpeg sox) ;;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -226,7 +227,7 @@ def test_bad_latent_files(run, model: codec.HybridCodec, tmp_path: Path) -> None
     good = tmp_path / "lat" / "good.hylat"
     assert run("encode", src, "-o", good)[0] == 0
     latents, _ = load_latents(good)
-    foreign = CodecStamp("hylac-other", "0f" * 32, SAMPLE_RATE, 12.5, 8192, 21)
+    foreign = CodecStamp("hylac-other", "0f" * 32, "0e" * 32, SAMPLE_RATE, 12.5, 8192, 21)
     save_latents(tmp_path / "lat" / "foreign.hylat", latents, foreign)
     newer = tmp_path / "lat" / "newer.hylat"
     newer.write_bytes(good.read_bytes().replace(b'"format_version":"1"', b'"format_version":"9"'))
@@ -359,16 +360,23 @@ def _torchrun(manifest: Path, out: Path, model_dir: Path) -> subprocess.Complete
     )
 
 
+def _wrote(stderr: str) -> list[tuple[str, str]]:
+    """(rank, path) of every "rank R wrote PATH" debug message."""
+    return re.findall(r"rank (\d+) wrote (\S+?\.hylat)", stderr)
+
+
 def test_manifest_under_torchrun_writes_each_output_once_and_resumes(model_dir: Path, tmp_path: Path) -> None:
     manifest = _make_corpus(tmp_path / "corpus", 6)
     out = tmp_path / "latents"
     proc = _torchrun(manifest, out, model_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    wrote = [line for line in proc.stderr.splitlines() if " wrote " in line]
+    # Searched in the whole stream: two ranks share stderr, so a progress bar of one may
+    # land on the same line as the other's log message.
+    wrote = _wrote(proc.stderr)
     outputs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.hylat"))
     assert len(outputs) == 6 and len(wrote) == 6
-    assert {line.rsplit(" wrote ", 1)[1] for line in wrote} == {str(out / o) for o in outputs}  # each exactly once
-    assert {line.split("rank ")[1][0] for line in wrote} == {"0", "1"}  # both ranks worked
+    assert {path for _, path in wrote} == {str(out / o) for o in outputs}  # each exactly once
+    assert {rank for rank, _ in wrote} == {"0", "1"}  # both ranks worked
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [r["text"] for r in rows] == [f"utterance {i}" for i in range(6)]
 
@@ -378,8 +386,7 @@ def test_manifest_under_torchrun_writes_each_output_once_and_resumes(model_dir: 
         p.unlink()
     proc = _torchrun(manifest, out, model_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    wrote = sorted(line.rsplit(" wrote ", 1)[1] for line in proc.stderr.splitlines() if " wrote " in line)
-    assert wrote == sorted(str(p) for p in removed)  # only what was missing
+    assert sorted(path for _, path in _wrote(proc.stderr)) == sorted(str(p) for p in removed)  # only what was missing
     assert all(p.is_file() for p in removed)
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 6

@@ -78,6 +78,9 @@ def test_train_validate_checkpoint_and_export(tmp_path: Path, corpus: Path) -> N
     assert not any(k.startswith(("teacher", "head", "discriminator")) for k in weights)
     out = model.decode(model.encode(torch.randn(5000) * 0.1, 24000))
     assert out.shape == (1, 1, 5000) and torch.isfinite(out).all()
+    # The checkpoint folder itself loads too (float32, as trained): same as a float32 export.
+    direct, exported = codec.load(ckpt), codec.load(export(ckpt, tmp_path / "fp32", dtype=torch.float32))
+    assert direct.weights_hash == exported.weights_hash and not direct.training
 
 
 def test_resume_is_exact(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ from codec.latent_file import (
 )
 from codec.latents import FRAME_SIZE, Latents
 
-STAMP = CodecStamp("hylac-test", "ab" * 32, 24000, 12.5, 8192, 21)
+STAMP = CodecStamp("hylac-test", "ab" * 32, "12" * 32, 24000, 12.5, 8192, 21)
 
 
 def random_latents(frames: int = 20, num_samples: int | None = None, seed: int = 0) -> Latents:
@@ -61,6 +61,7 @@ def test_round_trip_is_exact_and_records_metadata(saved: tuple[Path, Latents]) -
     assert torch.equal(loaded.acoustic_codes, latents.acoustic_codes)
     assert loaded.num_samples == latents.num_samples and loaded.acoustic_levels == 21
     assert (info.codec_name, info.codec_weights_sha256) == (STAMP.name, STAMP.weights_hash)
+    assert info.codec_latent_sha256 == STAMP.latent_hash
     assert (info.channels, info.original_sample_rate, info.sample_rate) == (2, 44100, 24000)
     assert info.num_frames == 20 and info.format_version == 1
     assert info.bitrate == pytest.approx(12.5 * (13 + 36 * torch.log2(torch.tensor(21.0)).item()))
@@ -89,14 +90,47 @@ def test_a_real_codec_identifies_itself(tmp_path: Path) -> None:
     assert info.codec_weights_sha256 == model.weights_hash and info.num_samples == 5000
     assert torch.equal(loaded.semantic, latents.semantic)
     with torch.no_grad():
-        next(model.parameters()).add_(1.0)  # same name, other weights
+        model.encoder.inp.conv.weight.add_(1.0)  # same name, another encoder
     with pytest.raises(CodecMismatchError):
         load_latents(path, model)
 
 
+def test_a_decoder_fine_tune_still_reads_the_files(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = codec.HybridCodec(codec.CodecConfig.tiny()).eval()
+    latents = model.encode(torch.randn(5000) * 0.1, 24000)
+    path = save_latents(tmp_path / "m.hylat", latents, model)
+    tuned = codec.HybridCodec(codec.CodecConfig.tiny()).eval()
+    tuned.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        for p in tuned.decoder.parameters():
+            p.add_(0.01)
+    assert tuned.weights_hash != model.weights_hash and tuned.latent_hash == model.latent_hash
+    loaded, info = load_latents(path, tuned)
+    assert info.codec_latent_sha256 == tuned.latent_hash
+    assert torch.equal(loaded.semantic, latents.semantic)
+    with torch.no_grad():
+        tuned.semantic_vq.codebook.add_(0.01)  # the codes now mean something else
+    with pytest.raises(CodecMismatchError):
+        load_latents(path, tuned)
+
+
+def test_files_without_a_latent_hash_need_the_same_weights(saved: tuple[Path, Latents]) -> None:
+    path, _ = saved
+    with safe_open(str(path), "pt") as f:
+        metadata = dict(f.metadata())
+    del metadata["codec_latent_sha256"]
+    path.write_bytes(st_save(st_load(path.read_bytes()), metadata=metadata))
+    info = read_latent_info(path)
+    assert info.codec_latent_sha256 == ""
+    load_latents(path, STAMP)
+    with pytest.raises(CodecMismatchError):
+        load_latents(path, CodecStamp("hylac-test", "cd" * 32, STAMP.latent_hash, 24000, 12.5, 8192, 21))
+
+
 @pytest.mark.parametrize("other", [
-    CodecStamp("hylac-test", "cd" * 32, 24000, 12.5, 8192, 21),
-    CodecStamp("hylac-large", "ab" * 32, 24000, 12.5, 8192, 21),
+    CodecStamp("hylac-test", "cd" * 32, "34" * 32, 24000, 12.5, 8192, 21),
+    CodecStamp("hylac-large", "ab" * 32, "56" * 32, 24000, 12.5, 8192, 21),
 ])
 def test_other_codec_is_a_clear_error_naming_both(saved: tuple[Path, Latents], other: CodecStamp) -> None:
     path, _ = saved

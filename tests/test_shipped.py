@@ -9,6 +9,7 @@ import soundfile as sf
 import torch
 
 import codec
+from codec import metrics
 
 ASSETS = Path(codec.__file__).parent / "assets"
 
@@ -26,6 +27,12 @@ def test_hylac_tiny_is_shipped_and_round_trips_a_clip() -> None:
     out = model.decode(latents)
     assert out.shape == (1, 1, n)
     assert torch.isfinite(out).all() and float(out.pow(2).mean().sqrt()) > 1e-3  # not silent
+    # The output is on the input's timeline (the quality benchmark scores hylac without a
+    # delay search): intelligibility is best unshifted, clearly lower 20 ms either way.
+    x, y, shift = wav, out[0, 0].numpy(), 480  # the bundled clips are at 24 kHz
+    stoi_at = {0: metrics.stoi(x, y, sr), shift: metrics.stoi(x[:-shift], y[shift:], sr),
+               -shift: metrics.stoi(x[shift:], y[:-shift], sr)}
+    assert stoi_at[0] > max(stoi_at[shift], stoi_at[-shift]) + 0.02, stoi_at
 
 
 def test_shipped_model_card_and_size() -> None:

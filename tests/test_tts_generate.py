@@ -34,7 +34,7 @@ def codec_model() -> HybridCodec:
 @pytest.fixture(scope="module")
 def synth(codec_model) -> Synthesizer:
     torch.manual_seed(1)
-    cfg = TTSConfig.tiny(semantic_dim=codec_model.semantic_dim, codec_weights_hash=codec_model.weights_hash)
+    cfg = TTSConfig.tiny(semantic_dim=codec_model.semantic_dim, codec_latent_hash=codec_model.latent_hash)
     return Synthesizer(TTSModel(cfg), codec_model)
 
 
@@ -165,10 +165,20 @@ def test_load_folder_with_relative_codec(model_dir, synth):
     torch.testing.assert_close(a, b)
 
 
+def test_a_decoder_fine_tune_of_the_codec_is_accepted(model_dir, codec_model):
+    tuned = HybridCodec(CodecConfig.tiny()).eval()
+    tuned.load_state_dict(codec_model.state_dict())
+    with torch.no_grad():
+        for p in tuned.decoder.parameters():
+            p.mul_(1.01)
+    assert tuned.weights_hash != codec_model.weights_hash
+    assert load(model_dir, codec=tuned).codec is tuned
+
+
 def test_load_refuses_another_codec_and_unknown_models(model_dir):
     torch.manual_seed(99)
     other = HybridCodec(CodecConfig.tiny()).eval()
-    with pytest.raises(ValueError, match="weights hash"):
+    with pytest.raises(ValueError, match="latent hash"):
         load(model_dir, codec=other)
     with pytest.raises(ValueError, match="different latent layouts"):
         Synthesizer(TTSModel(TTSConfig.tiny()), other)  # semantic_dim 256 vs the codec's 16

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from codec import FRAME_SIZE, CodecConfig, HybridCodec, Latents, save_latents
+from codec import FRAME_SIZE, CodecConfig, CodecStamp, HybridCodec, Latents, save_latents
 from tts import TTSConfig, load
 from tts.data import DataConfig, LatentPairDataset, collate, read_manifest
 from tts.text import TextFrontend
@@ -60,7 +60,7 @@ def _data_config(corpus, **kw) -> DataConfig:
 
 def _dataset(corpus, split="train", **kw) -> LatentPairDataset:
     return LatentPairDataset(corpus["manifest"], split, TextFrontend("phonemes"), _data_config(corpus, **kw), 512,
-                             corpus["codec"].weights_hash)
+                             CodecStamp.of(corpus["codec"]))
 
 
 def test_pairs_come_from_the_same_speaker_and_depend_only_on_the_seed(corpus):
@@ -92,7 +92,8 @@ def test_long_targets_are_left_out_and_empty_splits_are_errors(corpus):
 
 
 def test_latents_of_another_codec_are_refused(corpus):
-    ds = LatentPairDataset(corpus["manifest"], "train", TextFrontend("bytes"), _data_config(corpus), 512, "0" * 64)
+    other = CodecStamp("hylac-other", "0" * 64, "1" * 64, 24000, 12.5, 8192, 21)
+    ds = LatentPairDataset(corpus["manifest"], "train", TextFrontend("bytes"), _data_config(corpus), 512, other)
     with pytest.raises(ValueError, match="re-encode"):
         ds[(0, 0)]
 
@@ -124,12 +125,12 @@ def test_collate_pads_and_keeps_lengths(corpus):
 def test_task_pins_the_codec_and_starts_from_its_codebook(corpus):
     cfg = TTSConfig.tiny(semantic_dim=16, codec=str(corpus["codec_dir"]))
     task = TTSTask(cfg, _data_config(corpus))
-    assert cfg.codec_weights_hash == corpus["codec"].weights_hash
+    assert cfg.codec_latent_hash == corpus["codec"].latent_hash
     book = corpus["codec"].semantic_embedding(torch.arange(8192)[None])[0]
     w = task.model.semantic_embed.weight
     torch.testing.assert_close(w / w.norm(), book / book.norm(), rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="does not match"):
-        TTSTask(TTSConfig.tiny(semantic_dim=16, codec=str(corpus["codec_dir"]), codec_weights_hash="ab" * 32),
+        TTSTask(TTSConfig.tiny(semantic_dim=16, codec=str(corpus["codec_dir"]), codec_latent_hash="ab" * 32),
                 _data_config(corpus))
 
 
@@ -163,7 +164,7 @@ def test_training_lowers_the_loss_resumes_and_exports(corpus, tmp_path):
 
     folder = export_checkpoint(resumed.checkpoint, tmp_path / "model")
     synth = load(folder)
-    assert synth.model.config.codec_weights_hash == corpus["codec"].weights_hash
+    assert synth.model.config.codec_latent_hash == corpus["codec"].latent_hash
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         audio = synth.generate("Hello.", "en", torch.randn(3 * 24000) * 0.1, 24000, seed=0,

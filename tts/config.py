@@ -26,9 +26,10 @@ class TTSConfig(JsonConfig):
     config_kind = "TTS"
 
     # Codec: a shipped name (``hylac-tiny``) or a folder; a relative folder is resolved
-    # against the TTS checkpoint folder first. The weights hash pins the latent space.
+    # against the TTS checkpoint folder first. The latent hash pins the latent space (the
+    # codec's encoder and quantizers), so the model works with any decoder fine-tune of it.
     codec: str = "hylac-tiny"
-    codec_weights_hash: str = ""
+    codec_latent_hash: str = ""
     semantic_codebook_size: int = 8192
     semantic_dim: int = 256
     acoustic_dim: int = 36

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from codec import FRAME_RATE, Latents, load_latents
+from codec import FRAME_RATE, CodecStamp, Latents, load_latents, same_latent_space
 
 from .model import TTSBatch
 from .text import TextFrontend
@@ -100,14 +100,14 @@ class LatentPairDataset:
             field when present, otherwise espeak-ng).
         config: crop lengths.
         max_positions: the backbone's length limit; longer pairs are left out.
-        codec_weights_hash: if given, every latent file must come from this codec.
+        codec: if given, every latent file must be in this codec's latent space.
     """
 
     def __init__(self, manifest: str | Path, split: str, frontend: TextFrontend, config: DataConfig,
-                 max_positions: int, codec_weights_hash: str | None = None) -> None:
+                 max_positions: int, codec: CodecStamp | None = None) -> None:
         self.root = Path(manifest).parent
         self.config = config
-        self.codec_weights_hash = codec_weights_hash
+        self.codec = codec
         entries = [e for e in read_manifest(manifest) if e["split"] == split]
         if not entries:
             raise ValueError(f"{manifest}: no utterances in split {split!r}")
@@ -148,10 +148,10 @@ class LatentPairDataset:
 
     def _load(self, i: int) -> Latents:
         latents, info = load_latents(self.root / self.entries[i]["latents"])
-        if self.codec_weights_hash and info.codec_weights_sha256 != self.codec_weights_hash:
+        if self.codec is not None and not same_latent_space(info, self.codec):
             raise ValueError(f"{self.entries[i]['latents']}: written by codec {info.codec_name!r} "
-                             f"({info.codec_weights_sha256[:12]}…), not the model's codec "
-                             f"({self.codec_weights_hash[:12]}…); re-encode the corpus")
+                             f"(weights {info.codec_weights_sha256[:12]}…), not in the latent space of the "
+                             f"model's codec {self.codec.name!r}; re-encode the corpus with it")
         return latents
 
     def __getitem__(self, key: tuple[int, int]) -> TTSItem:

@@ -50,10 +50,11 @@ class Synthesizer:
         ]
         if mismatches:
             raise ValueError("TTS model and codec have different latent layouts (" + "; ".join(mismatches) + ")")
-        if cfg.codec_weights_hash and cfg.codec_weights_hash != codec.weights_hash:
+        if cfg.codec_latent_hash and cfg.codec_latent_hash != codec.latent_hash:
             raise ValueError(
-                f"the TTS model was trained on latents of codec {cfg.codec!r} with weights hash "
-                f"{cfg.codec_weights_hash[:12]}…, but the given codec's hash is {codec.weights_hash[:12]}…"
+                f"the TTS model was trained on latents of codec {cfg.codec!r} with latent hash "
+                f"{cfg.codec_latent_hash[:12]}…, but the given codec's latent space is another "
+                f"({codec.latent_hash[:12]}…)"
             )
         self.model = model.eval()
         self.codec = codec.eval()

@@ -17,6 +17,7 @@ from torch import nn
 from codec import (
     FRAME_RATE,
     FRAME_SIZE,
+    CodecStamp,
     HybridCodec,
     Latents,
     StepRunner,
@@ -44,11 +45,12 @@ class TTSTask(TrainingTask):
 
     def __init__(self, model_config: TTSConfig, data_config: DataConfig, codec: HybridCodec | None = None) -> None:
         self.codec = codec if codec is not None else load_codec(model_config.codec)
-        codec_hash = self.codec.weights_hash
-        if model_config.codec_weights_hash and model_config.codec_weights_hash != codec_hash:
-            raise ValueError(f"model.codec_weights_hash {model_config.codec_weights_hash[:12]}… does not match "
-                             f"codec {model_config.codec!r} ({codec_hash[:12]}…)")
-        model_config.codec_weights_hash = codec_hash
+        self.codec_stamp = CodecStamp.of(self.codec)
+        codec_hash = self.codec_stamp.latent_hash
+        if model_config.codec_latent_hash and model_config.codec_latent_hash != codec_hash:
+            raise ValueError(f"model.codec_latent_hash {model_config.codec_latent_hash[:12]}… does not match "
+                             f"codec {model_config.codec!r} (latent hash {codec_hash[:12]}…)")
+        model_config.codec_latent_hash = codec_hash
         self.model = TTSModel(model_config)
         with torch.no_grad():
             codes = torch.arange(self.codec.semantic_codebook_size)[None]
@@ -63,7 +65,7 @@ class TTSTask(TrainingTask):
 
     def _dataset(self, split: str) -> LatentPairDataset:
         return LatentPairDataset(self.data_config.manifest, split, self.model.frontend, self.data_config,
-                                 self.model.config.max_positions, self.model.config.codec_weights_hash)
+                                 self.model.config.max_positions, self.codec_stamp)
 
     def train_dataset(self) -> LatentPairDataset:
         return self._dataset(self.data_config.train_split)
