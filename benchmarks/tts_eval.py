@@ -163,17 +163,29 @@ def _wer(pairs_text: list[tuple[str, str]]) -> float | None:
     return errors / words if words else None
 
 
-def ground_truth(pairs: list[Pair]) -> dict[str, Any]:
-    """The recogniser and speaker-encoder baselines on the real recordings."""
+def ground_truth(pairs: list[Pair], synth: tts.Synthesizer) -> dict[str, Any]:
+    """The recogniser and speaker-encoder baselines on the real recordings, and on the same
+    recordings through the model's codec (encode + decode): the best a TTS model generating
+    in that codec's latent space can score."""
     transcripts = [(p.target.text, M.transcribe(p.target.audio, p.target.sample_rate)) for p in pairs]
     same = [_cos(_embedding(p.prompt.audio, p.prompt.sample_rate), _embedding(p.target.audio, p.target.sample_rate))
             for p in pairs]
+    codec_transcripts, codec_same = [], []
+    with torch.inference_mode():
+        for p in pairs:
+            latents = synth.codec.encode(torch.from_numpy(p.target.audio), p.target.sample_rate)
+            audio = synth.codec.decode(latents)[0, 0].numpy()
+            codec_transcripts.append((p.target.text, M.transcribe(audio, synth.sample_rate)))
+            codec_same.append(_cos(_embedding(p.prompt.audio, p.prompt.sample_rate),
+                                   _embedding(audio, synth.sample_rate)))
     diff = [_cos(_embedding(p.other_speaker.audio, p.other_speaker.sample_rate),
                  _embedding(p.target.audio, p.target.sample_rate)) for p in pairs]
     return {
         "wer": _wer(transcripts),
         "same_speaker_similarity": float(np.mean(same)),
         "different_speaker_similarity": float(np.mean(diff)),
+        "codec_round_trip_wer": _wer(codec_transcripts),
+        "codec_round_trip_speaker_similarity": float(np.mean(codec_same)),
         "sentences": len(pairs),
         "transcripts": [{"text": r, "asr": h} for r, h in transcripts],
     }
@@ -251,6 +263,8 @@ def write_report(out: Path, result: dict[str, Any]) -> None:
     gt, default, runs = result["ground_truth"], result["default"], result["sweep"]
     main_rows = [
         ["ground truth", format_number(gt["wer"], 3), format_number(gt["same_speaker_similarity"], 3), "–", "–"],
+        ["ground truth through the codec (TTS ceiling)", format_number(gt["codec_round_trip_wer"], 3),
+         format_number(gt["codec_round_trip_speaker_similarity"], 3), "–", "–"],
         [f"{result['model']} (steps {DEFAULT_STEPS}, CFG {DEFAULT_CFG})", format_number(default["wer"], 3),
          format_number(default["speaker_similarity"], 3), format_number(default["ttfa_ms"], 0),
          format_number(default["rtf"], 3)],
@@ -325,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep_pairs = pairs[:sweep_n]
         t_start = time.perf_counter()
         print(f"ground truth on {len(pairs)} sentences ...", file=sys.stderr)
-        gt = ground_truth(pairs)
+        gt = ground_truth(pairs, synth)
         print(f"default setting (steps {DEFAULT_STEPS}, CFG {DEFAULT_CFG}) ...", file=sys.stderr)
         default = run_setting(synth, pairs, DEFAULT_STEPS, DEFAULT_CFG, max_seconds, args.seed)
         sweep: list[SettingResult] = []

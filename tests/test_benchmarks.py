@@ -1,4 +1,4 @@
-"""Benchmarks: classic-codec wrappers, output helpers, and both benchmarks end to end."""
+"""Benchmarks: classic-codec wrappers, output helpers, and each benchmark end to end."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from codec import metrics as M
 # import it from the repository root whichever way pytest was started.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import baselines as B  # noqa: E402
-from benchmarks import codec_quality, codec_speed  # noqa: E402
+from benchmarks import codec_quality, codec_speed, tts_eval  # noqa: E402
 from benchmarks.common import Panel, Series, markdown_table, save_plot, write_json  # noqa: E402
 
 SR = 16000
@@ -301,3 +301,24 @@ def test_mimi_streaming_latency() -> None:
     subject = codec_speed.MimiSubject()
     result = codec_speed.measure_streaming(subject, num_frames=3, warmup=1)
     assert result.frames == 3 and result.p50_ms > 0 and "decoder" in result.note
+
+
+@pytest.mark.slow
+def test_tts_eval_quick_end_to_end(tmp_path: Path) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (quick mode speaks its corpus with it)")
+    out = tmp_path / "results"
+    assert tts_eval.main(["--quick", "--out", str(out), "--threads", "1"]) == 0
+    result = json.loads((out / "tts_eval.json").read_text())
+    gt = result["ground_truth"]
+    assert gt["sentences"] == result["sentences"] == 2
+    for key in ("wer", "codec_round_trip_wer"):
+        assert 0.0 <= gt[key] <= 2.0
+    assert -1.0 <= gt["codec_round_trip_speaker_similarity"] <= 1.0
+    assert {(r["steps"], r["cfg"]) for r in result["sweep"]} == {
+        (1, 1.2), (2, 1.2), (4, 1.2), (8, 1.2), (16, 1.2), (8, 1.0), (8, 2.0)}
+    default = result["default"]
+    assert default["sentences"] == 2 and default["rtf"] > 0 and default["ttfa_ms"] > 0
+    md = (out / "tts_eval.md").read_text()
+    assert "ground truth through the codec" in md and "## Sampler sweep" in md
+    assert (out / "tts_eval.png").read_bytes()[:4] == b"\x89PNG"
