@@ -168,16 +168,15 @@ def ground_truth(pairs: list[Pair], synth: tts.Synthesizer) -> dict[str, Any]:
     recordings through the model's codec (encode + decode): the best a TTS model generating
     in that codec's latent space can score."""
     transcripts = [(p.target.text, M.transcribe(p.target.audio, p.target.sample_rate)) for p in pairs]
-    same = [_cos(_embedding(p.prompt.audio, p.prompt.sample_rate), _embedding(p.target.audio, p.target.sample_rate))
-            for p in pairs]
+    prompts = [_embedding(p.prompt.audio, p.prompt.sample_rate) for p in pairs]
+    same = [_cos(e, _embedding(p.target.audio, p.target.sample_rate)) for e, p in zip(prompts, pairs, strict=True)]
     codec_transcripts, codec_same = [], []
     with torch.inference_mode():
-        for p in pairs:
+        for e, p in zip(prompts, pairs, strict=True):
             latents = synth.codec.encode(torch.from_numpy(p.target.audio), p.target.sample_rate)
             audio = synth.codec.decode(latents)[0, 0].numpy()
             codec_transcripts.append((p.target.text, M.transcribe(audio, synth.sample_rate)))
-            codec_same.append(_cos(_embedding(p.prompt.audio, p.prompt.sample_rate),
-                                   _embedding(audio, synth.sample_rate)))
+            codec_same.append(_cos(e, _embedding(audio, synth.sample_rate)))
     diff = [_cos(_embedding(p.other_speaker.audio, p.other_speaker.sample_rate),
                  _embedding(p.target.audio, p.target.sample_rate)) for p in pairs]
     return {
