@@ -495,6 +495,11 @@ def evaluate_targets(report: SpeedReport, primary: str | None) -> list[dict[str,
     return targets
 
 
+def _rtf(value: float) -> str:
+    """Three significant digits: GPU real-time factors reach 1e-4 and below."""
+    return f"{value:.3g}"
+
+
 def write_outputs(out_dir: Path, report: SpeedReport, primary: str | None) -> dict[str, Path]:
     paths = {"json": write_json(out_dir / "codec_speed.json", report.to_dict())}
     sections = []
@@ -510,8 +515,7 @@ def write_outputs(out_dir: Path, report: SpeedReport, primary: str | None) -> di
     for r in report.throughput:
         ratio = ratio_of.get((r.system, r.device, r.threads, r.batch))
         rows.append([r.system, r.device, str(r.threads), str(r.batch),
-                     format_number(r.rtf("encode"), 4), format_number(r.rtf("decode"), 4),
-                     format_number(r.rtf("encode_decode"), 4),
+                     _rtf(r.rtf("encode")), _rtf(r.rtf("decode")), _rtf(r.rtf("encode_decode")),
                      format_number(ratio["encode_decode"], 1) + "x" if ratio else "–"])
     seconds = report.config["seconds"]
     ratio_header = f"time / {primary}" if primary else "time / ours"
@@ -592,7 +596,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stream-frames", type=int, default=None, help="default 500 (0 skips)")
     parser.add_argument("--memory-seconds", type=float, default=None,
                         help="length of the CLI memory test file (default 3600; 0 skips)")
-    parser.add_argument("--no-cuda", action="store_true", help="CPU only even when CUDA is present")
+    parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=None,
+                        help="devices to time (default: cpu, and cuda when present); streaming and "
+                             "memory are always measured on the CPU")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
 
@@ -617,9 +623,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("nothing to measure: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()), file=sys.stderr)
         return 1
     primary = next((s.name for s in subjects if s.kind == "hylac"), None)
-    devices = [torch.device("cpu")]
-    if torch.cuda.is_available() and not args.no_cuda:
-        devices.append(torch.device("cuda"))
+    wanted = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    if "cuda" in wanted and not torch.cuda.is_available():
+        parser.error("--devices cuda: CUDA is not available here")
+    devices = [torch.device(d) for d in dict.fromkeys(wanted)]
     max_threads = os.cpu_count() or 1
     report = SpeedReport(
         environment=environment_info(),
@@ -642,8 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         r = time_subject(subject, device, threads, batch, settings["seconds"],
                                          settings["warmup"], settings["repeats"])
                         report.throughput.append(r)
-                        print(f"{r.system:16s} {r.device} {threads} thr B{batch:<3d} RTF enc {r.rtf('encode'):.4f} "
-                              f"dec {r.rtf('decode'):.4f} enc+dec {r.rtf('encode_decode'):.4f}", flush=True)
+                        print(f"{r.system:16s} {r.device} {threads} thr B{batch:<3d} RTF enc {_rtf(r.rtf('encode'))} "
+                              f"dec {_rtf(r.rtf('decode'))} enc+dec {_rtf(r.rtf('encode_decode'))}", flush=True)
                 subject.to(torch.device("cpu"))
         if primary is not None:
             report.ratios = speed_ratios(report.throughput, primary)

@@ -262,7 +262,7 @@ def test_codec_speed_end_to_end(tmp_path: Path, tiny_model_dir: Path) -> None:
     rc = codec_speed.main([
         "--model", str(tiny_model_dir), "--systems", "hylac", "encodec", "--seconds", "0.25",
         "--batch-sizes", "1", "2", "--threads", "1", "--warmup", "1", "--repeats", "1",
-        "--stream-frames", "5", "--memory-seconds", "0", "--no-cuda", "--out", str(out),
+        "--stream-frames", "5", "--memory-seconds", "0", "--devices", "cpu", "--out", str(out),
     ])
     assert rc == 0
     result = json.loads((out / "codec_speed.json").read_text())
@@ -280,6 +280,19 @@ def test_codec_speed_end_to_end(tmp_path: Path, tiny_model_dir: Path) -> None:
     md = (out / "codec_speed.md").read_text()
     assert "## Throughput" in md and "## Streaming" in md and "time / " + name in md
     assert (out / "codec_speed.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_codec_speed_cuda_without_cuda_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(SystemExit) as exc:
+        codec_speed.main(["--devices", "cuda", "--systems", "hylac"])
+    assert exc.value.code == 2
+    assert "--devices cuda: CUDA is not available" in capsys.readouterr().err
+
+
+def test_rtf_keeps_three_significant_digits() -> None:
+    assert [codec_speed._rtf(x) for x in (4.523, 0.01523, 0.0001364)] == ["4.52", "0.0152", "0.000136"]
 
 
 @pytest.mark.slow
