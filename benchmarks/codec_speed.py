@@ -497,7 +497,7 @@ def evaluate_targets(report: SpeedReport, primary: str | None) -> list[dict[str,
 
 def _rtf(value: float) -> str:
     """Three significant digits: GPU real-time factors reach 1e-4 and below."""
-    return f"{value:.3g}"
+    return format_number(value, significant=3)
 
 
 def write_outputs(out_dir: Path, report: SpeedReport, primary: str | None) -> dict[str, Path]:
@@ -618,15 +618,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings["repeats"] < 1 or settings["seconds"] <= 0:
         parser.error("--repeats must be >= 1 and --seconds > 0")
 
+    wanted = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    if "cuda" in wanted and not torch.cuda.is_available():
+        parser.error("--devices cuda: CUDA is not available here")
+    devices = [torch.device(d) for d in dict.fromkeys(wanted)]
+
     subjects, skipped = build_subjects(args.model, args.systems)
     if not subjects:
         print("nothing to measure: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()), file=sys.stderr)
         return 1
     primary = next((s.name for s in subjects if s.kind == "hylac"), None)
-    wanted = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    if "cuda" in wanted and not torch.cuda.is_available():
-        parser.error("--devices cuda: CUDA is not available here")
-    devices = [torch.device(d) for d in dict.fromkeys(wanted)]
     max_threads = os.cpu_count() or 1
     report = SpeedReport(
         environment=environment_info(),

@@ -92,14 +92,17 @@ def write_json(path: Path, data: Mapping[str, Any]) -> Path:
     return path
 
 
-def format_number(value: float | int | None, digits: int = 2) -> str:
-    """Table cell for a number: fixed `digits` decimals, `–` when missing or not finite."""
+def format_number(value: float | int | None, digits: int = 2, significant: int | None = None) -> str:
+    """Table cell for a number: fixed `digits` decimals, or `significant` digits when given
+    (for quantities spanning orders of magnitude); `–` when missing or not finite."""
     if value is None:
         return "–"
     if isinstance(value, int | np.integer):
         return str(int(value))
     if not math.isfinite(float(value)):
         return "–"
+    if significant is not None:
+        return f"{float(value):.{significant}g}"
     return f"{float(value):.{digits}f}"
 
 

@@ -293,6 +293,7 @@ def test_codec_speed_cuda_without_cuda_is_a_clear_error(capsys: pytest.CaptureFi
 
 def test_rtf_keeps_three_significant_digits() -> None:
     assert [codec_speed._rtf(x) for x in (4.523, 0.01523, 0.0001364)] == ["4.52", "0.0152", "0.000136"]
+    assert codec_speed._rtf(math.nan) == "–"
 
 
 @pytest.mark.slow
