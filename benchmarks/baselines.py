@@ -251,9 +251,10 @@ class Hylac(System):
     # Decoded samples are on the input's timeline by construction (see the module docstring).
     max_alignment_delay_s = 0.0
 
-    def __init__(self, model: object | str | Path, name: str | None = None) -> None:
+    def __init__(self, model: object | str | Path, name: str | None = None, int8: bool = False) -> None:
         self._model = model if not isinstance(model, str | Path) else None
         self._source = model if isinstance(model, str | Path) else None
+        self._int8 = int8  # run it with int8 weights (`use_int8()`)
         self.name = name or (Path(str(model)).name if self._source is not None else "hylac")
         self.nominal_kbps = None
         self._load_error: str | None = None
@@ -265,6 +266,8 @@ class Hylac(System):
                 import codec
 
                 self._model = codec.load(str(self._source))
+                if self._int8:
+                    self._model.use_int8()
             except Exception as exc:  # noqa: BLE001 - any load failure makes it unavailable
                 self._load_error = f"cannot load codec model {str(self._source)!r}: {exc}"
         if self._model is None:

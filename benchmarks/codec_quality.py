@@ -188,9 +188,14 @@ def gather_clips(data: Sequence[str] | None, data_lang: str | None, max_clips: i
 # -------------------------------------------------------------------------- running
 
 
-def build_systems(models: Sequence[str], baselines: Sequence[str]) -> list[System]:
-    """hylac models first (in the given order), then the named classic systems."""
-    systems: list[System] = [Hylac(m) for m in models]
+def build_systems(models: Sequence[str], baselines: Sequence[str], int8: bool = False) -> list[System]:
+    """hylac models first (in the given order; with `int8`, each also with int8 weights),
+    then the named classic systems."""
+    systems: list[System] = []
+    for m in models:
+        systems.append(Hylac(m))
+        if int8:
+            systems.append(Hylac(m, name=f"{Path(m).name} int8", int8=True))
     systems += [build_baseline(name) for name in baselines]
     return systems
 
@@ -310,12 +315,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="score N clips spread evenly over the data (default 30; 0: all)")
     parser.add_argument("--max-seconds", type=float, default=20.0,
                         help="cut each clip to this length (default 20 s)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also score each hylac model with int8 weights (`use_int8()`, CPU)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
 
     clips = gather_clips(args.data, args.data_lang, args.max_clips, args.max_seconds)
     print(f"{len(clips)} clips")
-    systems = build_systems(args.model, args.systems)
+    systems = build_systems(args.model, args.systems, int8=args.int8)
     results, skipped = run_benchmark(clips, systems, args.metrics)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     paths = write_outputs(args.out, results, skipped, clips, args.metrics, config)

@@ -11,8 +11,10 @@ Three measurements:
    counts 16 x 10 s), so lower is better and < 1 is faster than real time. Each number
    is the median of `--repeats` runs after `--warmup` runs, under `torch.inference_mode`.
    Every peer's time is divided by the first hylac model's time from the same setting.
+   Each hylac model also runs with int8 weights (`use_int8()`, CPU only; `--no-int8` skips).
 2. Streaming: per-frame latency of one 80 ms frame in and one frame out (encode +
-   decode) on one thread, p50 / p99 over `--stream-frames` frames.
+   decode) on one thread, p50 / p99 over `--stream-frames` frames; hylac models both
+   plainly and with traced steps (`streaming(1, trace_frames=1)`).
 3. Memory: peak RSS of `hylac-codec encode` and `hylac-codec decode` on a one-hour file
    (`--memory-seconds`), each in a fresh process.
 
@@ -88,8 +90,12 @@ class Subject(abc.ABC):
 
     #: Whether `stream` is implemented (the spec asks for hylac and Mimi).
     streams: bool = False
+    #: Ways of streaming measured, each a row of its own ("" is the plain one).
+    stream_variants: tuple[str, ...] = ("",)
+    #: Whether the subject runs on the CPU only (int8 kernels).
+    cpu_only: bool = False
 
-    def stream(self, num_frames: int, warmup: int) -> tuple[list[float], str]:
+    def stream(self, num_frames: int, warmup: int, variant: str = "") -> tuple[list[float], str]:
         """Per-frame encode+decode latencies (seconds) and a note on how they were taken."""
         raise NotImplementedError(f"{self.name} has no streaming measurement")
 
@@ -105,10 +111,12 @@ class HylacSubject(Subject):
     """A hylac codec (`codec.HybridCodec`)."""
 
     streams = True
+    stream_variants = ("", "traced")
 
     def __init__(self, name: str, model: Any) -> None:
         self.name, self.kind, self.module = name, "hylac", model.eval()
         self.sample_rate = int(model.sample_rate)
+        self.cpu_only = bool(model.int8)
 
     def encode(self, wav: torch.Tensor) -> Any:
         return self.module.encode(wav, self.sample_rate)
@@ -116,19 +124,22 @@ class HylacSubject(Subject):
     def decode(self, codes: Any) -> torch.Tensor:
         return self.module.decode(codes)
 
-    def stream(self, num_frames: int, warmup: int) -> tuple[list[float], str]:
+    def stream(self, num_frames: int, warmup: int, variant: str = "") -> tuple[list[float], str]:
         model = self.module
         device = next(model.parameters()).device
         chunk = torch.randn(1, 1, int(model.frame_size), device=device) * 0.1
+        trace_frames = 1 if variant == "traced" else None
         times = []
-        with torch.inference_mode(), model.streaming(1):
+        with torch.inference_mode(), model.streaming(1, trace_frames=trace_frames):
             for i in range(warmup + num_frames):
                 start = time.perf_counter()
                 model.decode_chunk(model.encode_chunk(chunk))
                 _sync(device)
                 if i >= warmup:
                     times.append(time.perf_counter() - start)
-        return times, "true streaming: model.streaming(1), encode_chunk + decode_chunk per frame"
+        how = "model.streaming(1, trace_frames=1): traced steps" if trace_frames else "model.streaming(1)"
+        weights = ", int8 weights (use_int8)" if model.int8 else ""
+        return times, f"true streaming: {how}{weights}, encode_chunk + decode_chunk per frame"
 
 
 class MimiSubject(Subject):
@@ -149,7 +160,7 @@ class MimiSubject(Subject):
     def decode(self, codes: Any) -> torch.Tensor:
         return self.module.decode(codes).audio_values
 
-    def stream(self, num_frames: int, warmup: int) -> tuple[list[float], str]:
+    def stream(self, num_frames: int, warmup: int, variant: str = "") -> tuple[list[float], str]:
         model = self.module
         device = next(model.parameters()).device
         frame = int(round(self.sample_rate / model.config.frame_rate))
@@ -222,8 +233,10 @@ PEER_BUILDERS: dict[str, Callable[[], Subject]] = {
 }
 
 
-def build_subjects(models: Sequence[str], systems: Sequence[str], log=print) -> tuple[list[Subject], dict[str, str]]:
-    """hylac models (`--model`), the reference configuration and peers, as asked in `systems`."""
+def build_subjects(models: Sequence[str], systems: Sequence[str], log=print, int8: bool = True,
+                   ) -> tuple[list[Subject], dict[str, str]]:
+    """hylac models (`--model`, each also with int8 weights unless `int8` is off), the reference
+    configuration and peers, as asked in `systems`."""
     import codec
 
     subjects: list[Subject] = []
@@ -238,6 +251,8 @@ def build_subjects(models: Sequence[str], systems: Sequence[str], log=print) -> 
                 continue
             label = Path(name).name if Path(name).is_dir() else name
             subjects.append(HylacSubject(label, model))
+            if int8:
+                subjects.append(HylacSubject(f"{label} int8", codec.load(name).use_int8()))
     if "reference" in systems:
         torch.manual_seed(0)
         subjects.append(HylacSubject("hylac-reference", codec.HybridCodec(codec.CodecConfig.reference())))
@@ -349,12 +364,12 @@ class StreamingResult:
     note: str
 
 
-def measure_streaming(subject: Subject, num_frames: int, warmup: int) -> StreamingResult:
+def measure_streaming(subject: Subject, num_frames: int, warmup: int, variant: str = "") -> StreamingResult:
     torch.set_num_threads(1)
-    times, note = subject.stream(num_frames, warmup)
+    times, note = subject.stream(num_frames, warmup, variant)
     ms = np.asarray(times) * 1000.0
     return StreamingResult(
-        system=subject.name, frames=len(times), p50_ms=float(np.percentile(ms, 50)),
+        system=f"{subject.name} {variant}".strip(), frames=len(times), p50_ms=float(np.percentile(ms, 50)),
         p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()), max_ms=float(ms.max()),
         frame_ms=1000.0 * FRAME_SAMPLES_24K / 24000, note=note,
     )
@@ -482,8 +497,8 @@ def evaluate_targets(report: SpeedReport, primary: str | None) -> list[dict[str,
                             "value": r["encode_decode"], "goal": TARGET_SPEEDUP_VS_MIMI, "unit": "x",
                             "met": r["encode_decode"] >= TARGET_SPEEDUP_VS_MIMI})
     for s in report.streaming:
-        if s.system == primary:
-            targets.append({"target": f"{primary} streaming p99 < {TARGET_STREAM_P99_MS:g} ms per 80 ms frame",
+        if s.system == primary or s.system.startswith(primary + " "):  # and its int8 / traced variants
+            targets.append({"target": f"{s.system} streaming p99 < {TARGET_STREAM_P99_MS:g} ms per 80 ms frame",
                             "value": s.p99_ms, "goal": TARGET_STREAM_P99_MS, "unit": "ms",
                             "met": s.p99_ms < TARGET_STREAM_P99_MS})
     full_hour = [m for m in report.memory if m.seconds_audio >= 3600 and m.returncode == 0]
@@ -599,6 +614,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=None,
                         help="devices to time (default: cpu, and cuda when present); streaming and "
                              "memory are always measured on the CPU")
+    parser.add_argument("--no-int8", action="store_true",
+                        help="skip the int8 copy of each hylac model (CPU rows, `use_int8()`)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
 
@@ -623,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--devices cuda: CUDA is not available here")
     devices = [torch.device(d) for d in dict.fromkeys(wanted)]
 
-    subjects, skipped = build_subjects(args.model, args.systems)
+    subjects, skipped = build_subjects(args.model, args.systems, int8=not args.no_int8)
     if not subjects:
         print("nothing to measure: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()), file=sys.stderr)
         return 1
@@ -640,6 +657,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for device in devices:
             for subject in subjects:
+                if subject.cpu_only and device.type != "cpu":
+                    skipped[f"{subject.name} on {device.type}"] = "int8 kernels run on the CPU only"
+                    continue
                 subject.to(device)
                 thread_counts = settings["threads"] if device.type == "cpu" else [max_threads]
                 for threads in thread_counts:
@@ -659,9 +679,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for subject in subjects:
                 if not subject.streams:
                     continue
-                s = measure_streaming(subject, settings["stream_frames"], warmup=10)
-                report.streaming.append(s)
-                print(f"{s.system:16s} streaming p50 {s.p50_ms:.2f} ms p99 {s.p99_ms:.2f} ms", flush=True)
+                for variant in subject.stream_variants:
+                    s = measure_streaming(subject, settings["stream_frames"], warmup=10, variant=variant)
+                    report.streaming.append(s)
+                    print(f"{s.system:24s} streaming p50 {s.p50_ms:.2f} ms p99 {s.p99_ms:.2f} ms", flush=True)
     finally:
         torch.set_num_threads(original_threads)
     if settings["memory_seconds"] > 0:

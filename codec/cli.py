@@ -73,6 +73,10 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="short files processed together (default: 1)")
     p.add_argument("--chunk-seconds", type=float, default=30.0,
                    help="streaming chunk length for long files (default: 30)")
+    p.add_argument("--int8", action="store_true",
+                   help="run on the CPU with int8 weights (all but the decoder's output head): faster "
+                        "streaming, near-identical quality, codes not bit-identical to float ones (keep "
+                        "float for training latents)")
 
 
 def _add_outputs(p: argparse.ArgumentParser, what: str) -> None:
@@ -116,11 +120,14 @@ class _ModelLoadError(Exception):
 
 
 def _load_model(args: argparse.Namespace) -> HybridCodec:
-    device = _device(args.device)
+    if args.int8 and args.device == "cuda":
+        raise UsageError("--int8 runs on the CPU only; drop --device cuda")
+    device = _device("cpu" if args.int8 else args.device)
     try:
-        return load(args.model, device=device)
+        model = load(args.model, device=device)
     except Exception as err:  # any failure here means "this model cannot be used"
         raise _ModelLoadError(f"cannot load codec {args.model!r}: {err}") from err
+    return model.use_int8() if args.int8 else model
 
 
 def _exit_code(summary: RunSummary) -> int:

@@ -10,6 +10,7 @@ so a chunked run equals an offline run by construction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,20 @@ class StreamingModule(nn.Module):
 
     def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         raise NotImplementedError
+
+    # A traced streaming step (HybridCodec.streaming(trace_frames=...)) passes the state in
+    # and out as one tensor; it is traced once the state has its steady-state structure.
+    def is_steady(self) -> bool:
+        """Whether the carried state has reached the structure it keeps from now on."""
+        return self._state is not None
+
+    def state_tensor(self) -> Tensor:
+        """The carried state as one tensor (steady state only)."""
+        return self._state
+
+    def load_state_tensor(self, state: Tensor) -> None:
+        """Carry ``state`` (from :meth:`state_tensor` of a steady block) into the next step."""
+        self.__dict__["_state"] = state
 
     def forward(self, x: Tensor) -> Tensor:
         state = self._state if self._streaming else None
@@ -56,6 +71,49 @@ def set_streaming(module: nn.Module, enabled: bool) -> None:
 #: Up to this many output steps, convolutions run as a plain matmul: for the few steps of a
 #: streaming chunk the generic conv kernels spend far longer on setup than on arithmetic.
 MATMUL_CONV_MAX_STEPS = 32
+
+
+def set_int8(module: nn.Module, enabled: bool) -> None:
+    """Run the linear maps in ``module`` with int8 weights at CPU inference, or back in float."""
+    for m in module.modules():
+        m.__dict__["_int8"] = enabled
+        m.__dict__.pop("_int8_weight", None)
+        m.__dict__.pop("_int8_key", None)
+
+
+def linear_map(x: Tensor, owner: nn.Module, params: tuple[Tensor | None, ...],
+               make: Callable[[], tuple[Tensor, Tensor | None]]) -> Tensor:
+    """``F.linear(x, *make())``, in int8 where :func:`set_int8` asked for it.
+
+    ``make()`` gives the map as ``(weight [N, K], bias [N] or None)``, derived from
+    ``params``, the parameters of ``owner``. In int8 mode, without autograd and on the
+    CPU, the weight is quantized per output channel and the input per call
+    (``quantized::linear_dynamic``): 4x less weight memory to stream through the caches.
+    The int8 copy is remade whenever a parameter changes (new storage or an in-place
+    update), so training between inference calls cannot leave it stale.
+    """
+    if not owner.__dict__.get("_int8", False) or torch.is_grad_enabled() or x.device.type != "cpu":
+        return F.linear(x, *make())
+    # Inference tensors keep no version counter; they cannot change outside inference mode.
+    key = tuple((p.data_ptr(), -1 if p.is_inference() else p._version) for p in params if p is not None)
+    state = owner.__dict__
+    if state.get("_int8_key") != key:
+        weight, bias = make()
+        weight = weight.detach().float()
+        scale = (weight.abs().amax(dim=1) / 127.0).clamp_min(1e-12).double()
+        zero = torch.zeros(weight.shape[0], dtype=torch.long)
+        q = torch.quantize_per_channel(weight, scale, zero, 0, torch.qint8)
+        bias = None if bias is None else bias.detach().float()
+        # A plain module attribute: where torch.jit.trace finds it when it traces a streaming step.
+        state["_int8_weight"] = torch.ops.quantized.linear_prepack(q, bias)
+        state["_int8_key"] = key
+    # reduce_range: 7-bit inputs, so that the AVX2 kernels' 16-bit pair sums cannot saturate.
+    return torch.ops.quantized.linear_dynamic(x.float(), state["_int8_weight"], True).to(x.dtype)
+
+
+def linear(x: Tensor, layer: nn.Linear) -> Tensor:
+    """``layer(x)`` through :func:`linear_map`."""
+    return linear_map(x, layer, (layer.weight, layer.bias), lambda: (layer.weight, layer.bias))
 
 
 class CausalConv1d(StreamingModule):
@@ -91,8 +149,10 @@ class CausalConv1d(StreamingModule):
         b, c, _ = x.shape
         k = self.conv.kernel_size[0]
         cols = x.unfold(2, k, self.stride).transpose(1, 2).reshape(b, -1, c * k)  # [B, T, C_in * k]
-        weight = self.conv.weight.reshape(self.conv.out_channels, c * k)
-        return F.linear(cols, weight, self.conv.bias).transpose(1, 2)
+        conv = self.conv
+        y = linear_map(cols, self, (conv.weight, conv.bias),
+                       lambda: (conv.weight.reshape(conv.out_channels, c * k), conv.bias))
+        return y.transpose(1, 2)
 
 
 class Upsample1d(nn.Module):
@@ -111,10 +171,14 @@ class Upsample1d(nn.Module):
         if t > MATMUL_CONV_MAX_STEPS:
             return self.conv(x)
         # Kernel == stride: each input step maps to its own ``stride`` outputs, a single matmul.
-        s, out_c = self.stride, self.conv.out_channels
-        weight = self.conv.weight.reshape(c, out_c * s).t()
-        bias = None if self.conv.bias is None else self.conv.bias.repeat_interleave(s)
-        y = F.linear(x.transpose(1, 2), weight, bias)  # [B, T, C_out * stride]
+        s, conv = self.stride, self.conv
+        out_c = conv.out_channels
+
+        def make() -> tuple[Tensor, Tensor | None]:
+            bias = None if conv.bias is None else conv.bias.repeat_interleave(s)
+            return conv.weight.reshape(c, out_c * s).t(), bias
+
+        y = linear_map(x.transpose(1, 2), self, (conv.weight, conv.bias), make)  # [B, T, C_out * stride]
         return y.view(b, t, out_c, s).transpose(2, 3).reshape(b, t * s, out_c).transpose(1, 2)
 
 
@@ -157,12 +221,22 @@ class LocalSelfAttention(StreamingModule):
     def init_state(self, x: Tensor) -> AttentionState:
         return AttentionState(x.new_zeros(x.shape[0], self.window, 2, self.num_heads, self.head_dim), 0)
 
+    def is_steady(self) -> bool:
+        # Once the window is full, only the cached keys and values change from step to step.
+        return self._state is not None and self._state.valid == self.window
+
+    def state_tensor(self) -> Tensor:
+        return self._state.kv
+
+    def load_state_tensor(self, state: Tensor) -> None:
+        self._state.kv = state  # in place: no new object per step
+
     def step(self, x: Tensor, state: AttentionState) -> tuple[Tensor, AttentionState]:
         b, t, d = x.shape
         w = self.window
         # Time-major like the projection's output, so caching new keys and values is one
         # concatenation and, for one stream, no head has to be gathered into a copy.
-        qkv = F.linear(x, self.qkv.weight).view(b, t, 3, self.num_heads, self.head_dim)
+        qkv = linear(x, self.qkv).view(b, t, 3, self.num_heads, self.head_dim)
         q = qkv.select(2, 0).transpose(1, 2)  # [B, H, T, hd]
         all_kv = torch.cat([state.kv, qkv.narrow(2, 1, 2)], dim=1)  # [B, w + T, 2, H, hd]
         new_state = AttentionState(all_kv.narrow(1, t, w), min(w, state.valid + t), state.biases)
@@ -171,11 +245,11 @@ class LocalSelfAttention(StreamingModule):
             out = self._attend_short(q, all_kv, bias if bias.dtype == q.dtype else bias.to(q.dtype))
         else:
             out = self._attend_blocks(q, all_kv, state.valid)
-        return F.linear(out.transpose(1, 2).reshape(b, t, d), self.out.weight), new_state
+        return linear(out.transpose(1, 2).reshape(b, t, d), self.out), new_state
 
     def _short_bias(self, t: int, state: AttentionState, batch: int) -> Tensor:
         """Bias ``[B * H, t, w + t]`` of ``t <= w`` queries against [cached keys, new keys]."""
-        key = (t, state.valid)
+        key = (int(t), state.valid)  # int: under torch.jit.trace sizes are tensors
         # A cached bias would cut the gradient path to ``rel_bias``.
         cacheable = not (torch.is_grad_enabled() and self.rel_bias.requires_grad)
         if cacheable and key in state.biases:
@@ -250,7 +324,7 @@ class TransformerLayer(nn.Module):
         h = F.layer_norm(x, n1.normalized_shape, n1.weight, n1.bias, n1.eps)
         x = x + self.scale1 * self.attn(h)
         h = F.layer_norm(x, n2.normalized_shape, n2.weight, n2.bias, n2.eps)
-        h = F.linear(F.gelu(F.linear(h, fc1.weight, fc1.bias), approximate=act.approximate), fc2.weight, fc2.bias)
+        h = linear(F.gelu(linear(h, fc1), approximate=act.approximate), fc2)
         return x + self.scale2 * h
 
 
@@ -297,7 +371,7 @@ class ISTFTHead(StreamingModule):
 
     def step(self, x: Tensor, tail: Tensor) -> tuple[Tensor, Tensor]:
         b, t, _ = x.shape
-        log_mag, phase = self.proj(x).float().split(self.bins, dim=-1)
+        log_mag, phase = linear(x, self.proj).float().split(self.bins, dim=-1)
         mag = torch.exp(log_mag.clamp(max=8.0))  # bounded: exp of an unbounded output overflows early in training
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
         grains = torch.fft.irfft(spec, n=self.size) * self.window  # [B, T, size]

@@ -172,13 +172,16 @@ def test_codec_quality_end_to_end(tmp_path: Path, tiny_model_dir: Path) -> None:
     rc = codec_quality.main([
         "--data", str(data), "--model", str(tiny_model_dir), str(tmp_path / "missing-model"),
         "--systems", *systems, "--metrics", "pesq_wb", "stoi", "si_sdr", "mel_distance",
-        "--out", str(out),
+        "--int8", "--out", str(out),
     ])
     assert rc == 0
     result = json.loads((out / "codec_quality.json").read_text())
     names = [s["name"] for s in result["systems"]]
-    assert names == [tiny_model_dir.name, *systems]
-    assert "missing-model" in result["skipped"]
+    assert names == [tiny_model_dir.name, f"{tiny_model_dir.name} int8", *systems]
+    assert "missing-model" in result["skipped"] and "missing-model int8" in result["skipped"]
+    float_row, int8_row = result["systems"][:2]
+    assert int8_row["means"]["stoi"] == pytest.approx(float_row["means"]["stoi"], abs=0.05)
+    assert int8_row["means"]["mel_distance"] != float_row["means"]["mel_distance"]
     assert result["environment"]["torch"] == torch.__version__
     for system in result["systems"]:
         assert system["num_clips"] == 2 and len(system["clips"]) == 2
@@ -267,19 +270,34 @@ def test_codec_speed_end_to_end(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert rc == 0
     result = json.loads((out / "codec_speed.json").read_text())
     name = tiny_model_dir.name
-    assert {(t["system"], t["batch"]) for t in result["throughput"]} == {
-        (name, 1), (name, 2), ("encodec", 1), ("encodec", 2)}
+    systems = (name, f"{name} int8", "encodec")
+    assert {(t["system"], t["batch"]) for t in result["throughput"]} == {(s, b) for s in systems for b in (1, 2)}
     for t in result["throughput"]:
         assert t["encode_s"] > 0 and t["decode_s"] > 0
         assert t["rtf_encode_decode"] == pytest.approx(t["encode_decode_s"] / (t["batch"] * 0.25))
-    assert {(x["system"], x["relative_to"]) for x in result["ratios"]} == {("encodec", name)}
-    (stream,) = result["streaming"]
-    assert stream["system"] == name and stream["frames"] == 5 and stream["p99_ms"] >= stream["p50_ms"] > 0
-    (target,) = [t for t in result["targets"] if t["target"].startswith(f"{name} streaming p99")]
-    assert target["value"] == stream["p99_ms"] and target["met"] == (stream["p99_ms"] < target["goal"])
+    assert {(x["system"], x["relative_to"]) for x in result["ratios"]} == {("encodec", name), (f"{name} int8", name)}
+    streams = {s["system"]: s for s in result["streaming"]}
+    assert set(streams) == {name, f"{name} traced", f"{name} int8", f"{name} int8 traced"}
+    for stream in streams.values():
+        assert stream["frames"] == 5 and stream["p99_ms"] >= stream["p50_ms"] > 0
+    assert "trace_frames=1" in streams[f"{name} int8 traced"]["note"] and "int8" in streams[f"{name} int8"]["note"]
+    targets = {t["target"].split(" streaming p99")[0]: t for t in result["targets"] if " streaming p99" in t["target"]}
+    assert set(targets) == set(streams)
+    for system, target in targets.items():
+        assert target["value"] == streams[system]["p99_ms"]
+        assert target["met"] == (streams[system]["p99_ms"] < target["goal"])
     md = (out / "codec_speed.md").read_text()
     assert "## Throughput" in md and "## Streaming" in md and "time / " + name in md
     assert (out / "codec_speed.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_streaming_subject_takes_the_variant_argument() -> None:
+    import inspect
+
+    streaming = [cls for cls in codec_speed.Subject.__subclasses__() if cls.streams]
+    assert {cls.__name__ for cls in streaming} >= {"HylacSubject", "MimiSubject"}
+    for cls in streaming:
+        assert "variant" in inspect.signature(cls.stream).parameters, cls.__name__
 
 
 def test_codec_speed_cuda_without_cuda_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -273,6 +273,20 @@ def test_a_folder_run_goes_on_after_failures_and_summarises(run, tmp_path: Path)
     assert f"failed: {folder / 'b.wav'}: empty file" in summary and f"failed: {folder / 'd.flac'}" in summary
 
 
+def test_int8_round_trip_runs_on_the_cpu(run, model: codec.HybridCodec, tmp_path: Path) -> None:
+    src = tmp_path / "r.wav"
+    sf.write(src, speech_like(1.0, SAMPLE_RATE), SAMPLE_RATE)
+    code, out, err = run("roundtrip", src, "--int8", "-o", tmp_path / "int8.wav")
+    assert code == 0, err
+    assert run("roundtrip", src, "-o", tmp_path / "float.wav")[0] == 0
+    a, _ = sf.read(tmp_path / "float.wav")
+    b, _ = sf.read(tmp_path / "int8.wav")
+    assert a.shape == b.shape == (SAMPLE_RATE,) and not np.array_equal(a, b)
+    code, _, err = run("roundtrip", src, "--int8", "--device", "cuda", "-o", tmp_path / "x.wav")
+    assert code == cli.EXIT_USAGE and "--int8 runs on the CPU only" in err
+    assert not (tmp_path / "x.wav").exists()
+
+
 def test_usage_and_model_errors(run, tmp_path: Path) -> None:
     assert run(model=False)[0] == cli.EXIT_USAGE
     a, b = tmp_path / "a.wav", tmp_path / "b.wav"

@@ -132,6 +132,112 @@ def test_streaming_chunk_errors(model: codec.HybridCodec) -> None:
             model.encode_chunk(torch.zeros(1, 1, 3000))
 
 
+# ----------------------------------------------------------------------------- traced steps, int8
+def _stream(model: codec.HybridCodec, x: torch.Tensor, sizes: list[int], trace_frames: int | None
+            ) -> tuple[codec.Latents, torch.Tensor]:
+    """Encode and decode ``x [B, 1, N]`` in chunks of ``sizes`` frames (cycled) in one session."""
+    parts, audio, start, i = [], [], 0, 0
+    with model.streaming(x.shape[0], trace_frames=trace_frames):
+        while start < x.shape[-1]:
+            step = sizes[i % len(sizes)] * 1920
+            lat = model.encode_chunk(x[..., start:start + step])
+            parts.append(lat)
+            audio.append(model.decode_chunk(lat))
+            start, i = start + step, i + 1
+    return codec.Latents.cat(parts), torch.cat(audio, dim=-1)
+
+
+@pytest.mark.parametrize("trace_frames,sizes", [(1, [1]), (2, [2, 1, 2, 3, 2])])
+def test_traced_streaming_equals_untraced(model: codec.HybridCodec, monkeypatch: pytest.MonkeyPatch,
+                                          trace_frames: int, sizes: list[int]) -> None:
+    from codec.model import _TracedStep
+
+    calls: list[int] = []
+    traced_step = _TracedStep.step
+    monkeypatch.setattr(_TracedStep, "step", lambda self, *a: calls.append(1) or traced_step(self, *a))
+    x = torch.stack([speechlike(1.5, seed=1), speechlike(1.5, seed=2)])[:, None, : 1920 * 18]
+    eager_lat, eager_audio = _stream(model, x, sizes, None)
+    assert not calls
+    lat, audio = _stream(model, x, sizes, trace_frames)
+    # The first chunks run untraced until the windows are full; later chunks of the traced
+    # size, mixed with other sizes, go through the traces and carry the same states.
+    assert len(calls) >= 4
+    assert torch.equal(lat.semantic, eager_lat.semantic)
+    assert (lat.acoustic_codes != eager_lat.acoustic_codes).float().mean() < 1e-3
+    torch.testing.assert_close(audio, eager_audio, atol=1e-5, rtol=1e-5)
+    assert model._traces == {}  # dropped with the session
+
+
+def test_trace_frames_errors(model: codec.HybridCodec) -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="trace_frames"):
+            with model.streaming(1, trace_frames=bad):
+                pass
+    with pytest.raises(ValueError, match="batch_size"):
+        with model.streaming(0):
+            pass
+
+
+@pytest.fixture()
+def int8_pair() -> tuple[codec.HybridCodec, codec.HybridCodec]:
+    torch.manual_seed(3)
+    float_model = codec.HybridCodec(codec.CodecConfig.tiny()).eval()
+    int8_model = codec.HybridCodec(codec.CodecConfig.tiny()).eval()
+    int8_model.load_state_dict(float_model.state_dict())
+    return float_model, int8_model.use_int8()
+
+
+def test_int8_follows_float_and_leaves_the_output_head_in_float(int8_pair) -> None:
+    ref, m = int8_pair
+    assert m.int8 and not ref.int8
+    int8_flags = {name: mod.__dict__.get("_int8", False) for name, mod in m.named_modules()}
+    assert int8_flags["encoder.stages.0.layers.0.attn.qkv"] and int8_flags["decoder.stages.0.layers.0.mlp.0"]
+    assert int8_flags[f"decoder.stages.{len(m.decoder.stages) - 1}.layers.0.attn.qkv"]
+    assert not int8_flags["decoder.out"]
+    x = speechlike(2.0)
+    lat_ref, lat = ref.encode(x, 24000), m.encode(x, 24000)
+    assert (lat.semantic == lat_ref.semantic).float().mean() > 0.8
+    assert (lat.acoustic_codes == lat_ref.acoustic_codes).float().mean() > 0.8
+    a, b = ref.decode(lat_ref), m.decode(lat_ref)
+    assert not torch.equal(a, b)  # int8 kernels really ran
+    snr = 10 * torch.log10(a.pow(2).sum() / (a - b).pow(2).sum())
+    assert snr > 20, f"int8 decode SNR {snr:.1f} dB"
+    m.use_int8(False)
+    assert torch.equal(m.decode(lat_ref), a)
+
+
+def test_int8_streaming_traced_equals_untraced_and_training_stays_float(int8_pair) -> None:
+    ref, m = int8_pair
+    x = speechlike(1.2)[None, None, : 1920 * 15]
+    eager = _stream(m, x, [1], None)[1]
+    traced = _stream(m, x, [1], 1)[1]
+    torch.testing.assert_close(traced, eager, atol=1e-5, rtol=1e-5)
+    # Autograd on: the int8 copies are not used, the training pass is the float one.
+    m.train(), ref.train()
+    torch.manual_seed(0)
+    out = m(x).audio
+    torch.manual_seed(0)
+    torch.testing.assert_close(out, ref(x).audio, atol=0, rtol=0)
+    m.eval(), ref.eval()
+
+
+def test_int8_copies_follow_weight_changes(int8_pair) -> None:
+    ref, m = int8_pair
+    x = speechlike(1.0)
+    before = m.decode(m.encode(x, 24000))
+    with torch.no_grad():
+        for model in (ref, m):
+            model.decoder.stages[0].layers[0].mlp[0].weight.mul_(-1.0)
+    fresh = codec.HybridCodec(codec.CodecConfig.tiny()).eval()
+    fresh.load_state_dict(ref.state_dict())
+    after = m.decode(m.encode(x, 24000))
+    assert not torch.equal(after, before)
+    torch.testing.assert_close(after, fresh.use_int8().decode(fresh.encode(x, 24000)), atol=0, rtol=0)
+    with m.streaming(1):
+        with pytest.raises(RuntimeError, match="use_int8"):
+            m.use_int8(False)
+
+
 # ----------------------------------------------------------------------------- quantizers
 def test_fsq_codes_values_round_trip() -> None:
     codes = torch.arange(21)
