@@ -168,6 +168,26 @@ def test_traced_streaming_equals_untraced(model: codec.HybridCodec, monkeypatch:
     assert model._traces == {}  # dropped with the session
 
 
+def test_traces_are_reused_until_the_weights_change() -> None:
+    torch.manual_seed(4)
+    m = codec.HybridCodec(codec.CodecConfig.tiny()).eval()
+    x = speechlike(1.0)[None, None, : 1920 * 12]
+    with m.streaming(1, trace_frames=1):
+        first = m._traces["decode"].traced
+    with m.streaming(1, trace_frames=1):
+        assert m._traces["decode"].traced is first  # same weights: nothing rebuilt
+    with m.streaming(1, trace_frames=2):
+        assert m._traces["decode"].traced is not first  # another chunk size: its own trace
+    with torch.no_grad():
+        m.decoder.out.bias.add_(0.01)  # in place: same storage, new version
+    lat, audio = _stream(m, x, [1], 1)
+    assert m._trace_cache and all(entry[1]["decode"].traced is not first for entry in m._trace_cache.values())
+    torch.testing.assert_close(audio, _stream(m, x, [1], None)[1], atol=1e-5, rtol=1e-5)
+    m.use_int8()
+    with m.streaming(1, trace_frames=1):
+        assert m._traces["decode"].traced is not first
+
+
 def test_trace_frames_errors(model: codec.HybridCodec) -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="trace_frames"):
