@@ -7,6 +7,8 @@ Public API (``tts`` and user code import only these names)::
     audio = model.decode(latents)                    # [B, 1, num_samples] at 24 kHz
     with model.streaming(batch_size=1):              # chunk by chunk, 1920-sample multiples
         frames = model.encode_chunk(chunk); out = model.decode_chunk(frames)
+    model.use_int8()                                 # real time on one CPU core, with
+    with model.streaming(1, trace_frames=1): ...     # traced one-frame steps
 """
 
 from .config import CodecConfig
