@@ -241,10 +241,10 @@ class HybridCodec(nn.Module):
     def _split(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return z[..., : self.config.semantic_dim], z[..., self.config.semantic_dim:]
 
-    def _quantize(self, z: Tensor, num_samples: int) -> Latents:
+    def _codes(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder output ``[B, T, D]`` -> semantic ``[B, T]`` and acoustic ``[B, T, A]`` codes."""
         sem, ac = self._split(z)
-        return Latents(self.semantic_vq.encode(sem, self._stream_codebook), self.fsq(ac).codes, num_samples,
-                       self.config.acoustic_levels)
+        return self.semantic_vq.encode(sem, self._stream_codebook), self.fsq(ac).codes
 
     def _check_latents(self, latents: Latents) -> None:
         if not isinstance(latents, Latents):
@@ -268,9 +268,8 @@ class HybridCodec(nn.Module):
         return torch.cat([sem, ac], dim=-1)
 
     def _encode_step(self, wav: Tensor) -> tuple[Tensor, Tensor]:
-        """Prepared ``[B, 1, n]`` 24 kHz audio -> semantic ``[B, T]`` and acoustic ``[B, T, A]`` codes."""
-        sem, ac = self._split(self.encoder(wav))
-        return self.semantic_vq.encode(sem, self._stream_codebook), self.fsq(ac).codes
+        """Prepared ``[B, 1, n]`` 24 kHz audio -> its codes (see :meth:`_codes`)."""
+        return self._codes(self.encoder(wav))
 
     def _decode_step(self, semantic: Tensor, acoustic_codes: Tensor) -> Tensor:
         return self.decoder(self._decoder_input(semantic, acoustic_codes))
@@ -302,7 +301,7 @@ class HybridCodec(nn.Module):
         step = self.config.offline_chunk_frames * FRAME_SIZE
         with self._chunked(self.encoder):
             z = torch.cat([self.encoder(x[..., i:i + step]) for i in range(0, x.shape[-1], step)], dim=1)
-        return self._quantize(z, n)
+        return Latents(*self._codes(z), n, self.config.acoustic_levels)
 
     @torch.inference_mode()
     def decode(self, latents: Latents) -> Tensor:
@@ -358,8 +357,7 @@ class HybridCodec(nn.Module):
 
     def _prepare_traces(self, batch: int, frames: int) -> None:
         """Reuse the traces of an earlier session made with the same weights, or build them."""
-        device, dtype = self._device, self.decoder.inp.weight.dtype
-        key = (batch, frames, str(device), dtype)
+        key = (batch, frames, str(self._device), self.decoder.inp.weight.dtype)
         # What the traces bake in: every weight (storage and in-place version) and the int8 modes.
         # Inference tensors keep no version counter; they cannot change outside inference mode.
         made_from = (tuple((p.data_ptr(), -1 if p.is_inference() else p._version) for p in self.parameters()),
