@@ -67,6 +67,8 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("ESTOI", "estoi", 3),
     ("SI-SDR (dB)", "si_sdr", 1),
     ("mel", "mel_distance", 3),
+    ("F0 err (cents)", "f0_error", 0),
+    ("VDE", "vde", 3),
     ("spk-sim", "speaker_similarity", 3),
     ("dWER", "dwer", 3),
 )
@@ -269,7 +271,8 @@ def write_outputs(out_dir: Path, results: Sequence[SystemResult], skipped: dict[
     total_s = sum(c.audio.size / c.sample_rate for c in clips)
     notes = [
         f"{len(clips)} clips, {total_s:.1f} s in total; means over clips "
-        f"(dWER over English clips only). Higher is better except mel distance and dWER.",
+        f"(dWER over English clips only). Higher is better except mel distance, F0 error (median "
+        f"cents over the 10 ms steps voiced in both), VDE (share of steps voiced in one only) and dWER.",
         BITRATE_NOTE,
         "Decoded signals are delay-compensated before scoring (waveform codecs by "
         "cross-correlation, Codec2 by its fixed 20 ms decoder delay); "

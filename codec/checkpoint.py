@@ -23,13 +23,13 @@ import random
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_model
 from torch import nn
 
 __all__ = [
@@ -175,13 +175,33 @@ def save_module_weights(module: nn.Module, path: str | Path) -> None:
     save_model(module, str(path))
 
 
-def load_module_weights(module: nn.Module, path: str | Path) -> None:
-    """Load weights saved by ``save_module_weights``, strictly (missing or extra keys raise)."""
+def load_module_weights(module: nn.Module, path: str | Path, skip: Sequence[str] = ()) -> None:
+    """Load weights saved by ``save_module_weights``, strictly (missing or extra keys raise).
+
+    ``skip``: dotted submodule paths (e.g. ``"decoder.out"``) left as they are; the file's
+    keys under them are ignored and none are required.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file {str(path)!r}")
-    device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    missing, unexpected = load_model(module, str(path), strict=False, device=str(device))
+    if not skip:
+        device = next((p.device for p in module.parameters()), torch.device("cpu"))
+        missing, unexpected = load_model(module, str(path), strict=False, device=str(device))
+    else:
+        for sub in skip:
+            try:
+                module.get_submodule(sub)
+            except AttributeError:
+                raise ValueError(f"init_skip names {sub!r}, which the module does not have") from None
+
+        def skipped(key: str) -> bool:
+            return any(key == s or key.startswith(s + ".") for s in skip)
+
+        state = {k: v for k, v in load_file(str(path)).items() if not skipped(k)}
+        own = {k for k in module.state_dict() if not skipped(k)}
+        missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
+        if not missing and not unexpected:
+            module.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise RuntimeError(
             f"{path.name} does not match the module: missing keys {sorted(missing)}, "

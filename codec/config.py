@@ -36,9 +36,16 @@ class CodecConfig(JsonConfig):
     decoder_strides: tuple[int, ...] = (1, 2, 2, 2)
     layer_scale: float = 0.1
     # Decoder output: "patch" projects each 100 Hz step to 240 samples; "istft" predicts a
-    # spectrum per step and overlap-adds grains of istft_size samples (smoother boundaries).
+    # spectrum per step and overlap-adds grains of istft_size samples (smoother boundaries);
+    # "harmonic" adds a bank of `harmonics` oscillators driven by a predicted F0 to such an
+    # iSTFT residual (periodic voiced speech by construction; train it with loss.f0 > 0).
     decoder_head: str = "patch"
     istft_size: int = 960
+    harmonics: int = 48
+    # Harmonic head in training: share of items whose voiced steps drive the oscillators with
+    # the input's measured F0 (codec.pitch) instead of the predicted one. Without it the
+    # reconstruction losses mute the harmonics before the predicted F0 is any good.
+    f0_forcing_prob: float = 0.5
     # Semantic stream: one VQ codebook, looked up in a low-dim l2-normalised space
     # (factorised codes keep far more of a large codebook in use than a 256-d lookup).
     semantic_dim: int = 256
@@ -82,12 +89,15 @@ class CodecConfig(JsonConfig):
             raise ValueError(f"dim={self.dim} is not divisible by num_heads={self.num_heads}")
         if self.acoustic_levels < 2 or self.semantic_codebook_size < 2:
             raise ValueError("acoustic_levels and semantic_codebook_size must be >= 2")
-        probs = (self.semantic_vq_prob, self.acoustic_quantize_prob, self.acoustic_dither_prob)
+        probs = (self.semantic_vq_prob, self.acoustic_quantize_prob, self.acoustic_dither_prob, self.f0_forcing_prob)
         if any(not 0.0 <= p <= 1.0 for p in probs) or self.acoustic_quantize_prob + self.acoustic_dither_prob > 1.0:
-            raise ValueError("quantization schedule probabilities must be in [0, 1] and quantize + dither <= 1")
-        if self.decoder_head not in ("patch", "istft"):
-            raise ValueError(f"decoder_head must be 'patch' or 'istft', got {self.decoder_head!r}")
-        if self.decoder_head == "istft" and (self.istft_size < self.patch_size or self.istft_size % self.patch_size):
+            raise ValueError("quantization schedule and f0_forcing_prob probabilities must be in [0, 1] "
+                             "and quantize + dither <= 1")
+        if self.decoder_head not in ("patch", "istft", "harmonic"):
+            raise ValueError(f"decoder_head must be 'patch', 'istft' or 'harmonic', got {self.decoder_head!r}")
+        if self.harmonics < 1:
+            raise ValueError(f"harmonics must be >= 1, got {self.harmonics}")
+        if self.decoder_head != "patch" and (self.istft_size < self.patch_size or self.istft_size % self.patch_size):
             raise ValueError(f"istft_size ({self.istft_size}) must be a multiple of patch_size ({self.patch_size})")
         if self.offline_chunk_frames < 1:
             raise ValueError("offline_chunk_frames must be >= 1")

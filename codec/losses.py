@@ -23,6 +23,7 @@ from .discriminator import (
 )
 from .latents import SAMPLE_RATE
 from .model import CodecOutput
+from .pitch import estimate_f0
 
 
 @dataclass
@@ -52,6 +53,9 @@ class LossConfig:
     commitment: float = 0.1
     codebook: float = 1.0
     distill: float = 1.0
+    # Pitch loss of the harmonic decoder head (codec.pitch targets; ignored by other heads):
+    # L1 in octaves over the voiced 10 ms steps of the input.
+    f0: float = 1.0
 
     def __post_init__(self) -> None:
         self.mel_windows = tuple(int(w) for w in self.mel_windows)
@@ -99,6 +103,19 @@ def _adversarial_segment(wav: Tensor, recon: Tensor, seconds: float) -> tuple[Te
         return wav, recon
     start = int(torch.randint(0, wav.shape[-1] - n + 1, ()))
     return wav[..., start : start + n], recon[..., start : start + n]
+
+
+def f0_loss(predicted: Tensor, wav: Tensor) -> Tensor:
+    """Mean ``|log2 predicted - log2 target|`` (octaves) over the voiced steps of ``wav``.
+
+    ``predicted [B, T]`` Hz per step of ``N / T`` samples of ``wav [B, 1, N]``; zero when
+    no step is voiced.
+    """
+    target, voiced = estimate_f0(wav, wav.shape[-1] // predicted.shape[1])
+    if not bool(voiced.any()):
+        return predicted.sum() * 0.0
+    error = (torch.log2(predicted.float()) - torch.log2(target)).abs()
+    return error[voiced].mean()
 
 
 def codec_train_step(
@@ -153,6 +170,10 @@ def codec_train_step(
         fm = feature_matching_loss(real, fake)
         total = total + cfg.adversarial * adv + cfg.feature_matching * fm
         logs["adv"], logs["feat"] = float(adv.detach()), float(fm.detach())
+    if out.f0 is not None and cfg.f0 > 0:
+        pitch = f0_loss(out.f0, wav)
+        total = total + cfg.f0 * pitch
+        logs["f0"] = float(pitch.detach())
     total = total + cfg.commitment * out.vq.commitment_loss + cfg.codebook * out.vq.codebook_loss
     logs["commit"] = float(out.vq.commitment_loss.detach())
     logs["perplexity"] = float(out.vq.perplexity)

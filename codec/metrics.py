@@ -7,7 +7,8 @@ it) trims a pair to a common, delay-compensated span first.
 
 The perceptual metrics follow their standards' rates: PESQ-WB at 16 kHz, PESQ-NB at
 8 kHz, STOI/ESTOI and speaker similarity from 16 kHz input; the mel distance is taken
-at 24 kHz, the codec's rate. Inputs at other rates are resampled here.
+at 24 kHz, the codec's rate, and so are the pitch metrics (`f0_error`, `vde`: YIN
+tracks of `codec.pitch` every 10 ms). Inputs at other rates are resampled here.
 
 Only numpy and torch are needed at import time, so training code can use `si_sdr` and
 `mel_distance` without the evaluation extras. `pesq`, `pystoi`, `resemblyzer`,
@@ -40,6 +41,8 @@ METRICS: tuple[str, ...] = (
     "estoi",
     "si_sdr",
     "mel_distance",
+    "f0_error",
+    "vde",
     "speaker_similarity",
     "dwer",
 )
@@ -270,6 +273,36 @@ def mel_distance(
     return float(np.mean(distances))
 
 
+def _pitch_tracks(reference: ArrayLike, estimate: ArrayLike, sample_rate: int) -> tuple[torch.Tensor, ...]:
+    """F0 and voicing per 10 ms of both signals (YIN of `codec.pitch`, at 24 kHz)."""
+    from .pitch import estimate_f0
+
+    ref, est = _pair(reference, estimate)
+    sr = _check_rate(sample_rate)
+    pair = np.stack([resample(ref, sr, MEL_SAMPLE_RATE), resample(est, sr, MEL_SAMPLE_RATE)])
+    n = pair.shape[1] // 240 * 240
+    if n == 0:
+        raise MetricError("pitch needs at least 10 ms of audio")
+    f0, voiced = estimate_f0(torch.from_numpy(pair[:, None, :n].astype(np.float32)), 240,
+                             sample_rate=MEL_SAMPLE_RATE)
+    return f0[0], voiced[0], f0[1], voiced[1]
+
+
+def f0_error(reference: ArrayLike, estimate: ArrayLike, sample_rate: int) -> float:
+    """Median absolute F0 difference in cents over the 10 ms steps voiced in both signals."""
+    f0_ref, v_ref, f0_est, v_est = _pitch_tracks(reference, estimate, sample_rate)
+    both = v_ref & v_est
+    if not bool(both.any()):
+        raise MetricError("no step is voiced in both signals")
+    return float((1200 * torch.log2(f0_est[both] / f0_ref[both])).abs().median())
+
+
+def vde(reference: ArrayLike, estimate: ArrayLike, sample_rate: int) -> float:
+    """Voicing decision error: the share of 10 ms steps voiced in one signal but not the other."""
+    _, v_ref, _, v_est = _pitch_tracks(reference, estimate, sample_rate)
+    return float((v_ref != v_est).float().mean())
+
+
 @functools.lru_cache(maxsize=1)
 def _speaker_encoder() -> Any:
     resemblyzer = _require("resemblyzer", "resemblyzer", "speaker_similarity")
@@ -368,6 +401,8 @@ class QualityScores:
     estoi: float | None = None
     si_sdr: float | None = None
     mel_distance: float | None = None
+    f0_error: float | None = None
+    vde: float | None = None
     speaker_similarity: float | None = None
     dwer: float | None = None
     reference_transcript: str | None = None
@@ -422,6 +457,8 @@ def score_pair(
         "estoi": lambda: estoi(ref, est, sr),
         "si_sdr": lambda: si_sdr(ref, est),
         "mel_distance": lambda: mel_distance(ref, est, sr),
+        "f0_error": lambda: f0_error(ref, est, sr),
+        "vde": lambda: vde(ref, est, sr),
         "speaker_similarity": lambda: speaker_similarity(ref, est, sr),
     }
     for name in METRICS:

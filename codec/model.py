@@ -22,6 +22,7 @@ from .config import CodecConfig
 from .latents import FRAME_RATE, FRAME_SIZE, SAMPLE_RATE, Latents, fsq_codes_to_values, num_frames
 from .modules import (
     CausalConv1d,
+    HarmonicHead,
     ISTFTHead,
     StreamingModule,
     Transformer,
@@ -30,6 +31,7 @@ from .modules import (
     set_int8,
     set_streaming,
 )
+from .pitch import estimate_f0
 from .quantizers import FSQ, SemanticVQ, VQOutput
 from .serialization import load_weights_folder, save_weights_folder
 
@@ -75,16 +77,25 @@ class Decoder(nn.Module):
         self.out: nn.Module
         if cfg.decoder_head == "istft":
             self.out = ISTFTHead(cfg.dim, cfg.patch_size, cfg.istft_size)
+        elif cfg.decoder_head == "harmonic":
+            self.out = HarmonicHead(cfg.dim, cfg.patch_size, cfg.istft_size, cfg.harmonics, sample_rate=SAMPLE_RATE)
         else:
             self.out = nn.Linear(cfg.dim, cfg.patch_size)
 
     def forward(self, z: Tensor) -> Tensor:
+        return self.head(self.features(z))
+
+    def features(self, z: Tensor) -> Tensor:
+        """Decoder input ``[B, T, D_in]`` -> output-head features ``[B, T100, dim]`` (100 Hz)."""
         x = linear(z, self.inp).transpose(1, 2)  # [B, D, T]
         for up, stage in zip(self.ups, self.stages, strict=True):
             x = up(x)
             x = stage(x.transpose(1, 2)).transpose(1, 2)
-        h = self.norm(x.transpose(1, 2))  # [B, T100, D]
-        if isinstance(self.out, ISTFTHead):
+        return self.norm(x.transpose(1, 2))
+
+    def head(self, h: Tensor) -> Tensor:
+        """Output-head features ``[B, T100, dim]`` -> audio ``[B, 1, T100 * 240]``."""
+        if isinstance(self.out, (ISTFTHead, HarmonicHead)):
             return self.out(h)
         patches = linear(h, self.out)  # [B, T100, 240]
         return patches.reshape(patches.shape[0], 1, -1)
@@ -138,12 +149,15 @@ class CodecOutput:
             (quantized for the items the schedule picked); teachers read it.
         vq: the semantic quantizer's output (codes, losses, perplexity).
         acoustic_codes: ``[B, T, acoustic_dim]`` int64 FSQ codes.
+        f0: ``[B, N / 240]`` the F0 in Hz the harmonic head predicted per 10 ms step
+            (``None`` for the other heads).
     """
 
     audio: Tensor
     semantic: Tensor
     vq: VQOutput
     acoustic_codes: Tensor
+    f0: Tensor | None = None
 
 
 class HybridCodec(nn.Module):
@@ -498,8 +512,18 @@ class HybridCodec(nn.Module):
             fsq_mode[r < cfg.acoustic_quantize_prob] = 0
         vq = self.semantic_vq(sem, vq_mask)
         fsq = self.fsq(ac, fsq_mode)
-        audio = self.decoder(torch.cat([vq.vector, fsq.values], dim=-1))
-        return CodecOutput(audio, vq.vector, vq, fsq.codes)
+        h = self.decoder.features(torch.cat([vq.vector, fsq.values], dim=-1))
+        head = self.decoder.out
+        if not isinstance(head, HarmonicHead):
+            return CodecOutput(self.decoder.head(h), vq.vector, vq, fsq.codes)
+        f0 = head.f0(h)
+        drive = f0
+        if self.training and cfg.f0_forcing_prob > 0:
+            target, voiced = estimate_f0(wav, cfg.patch_size)
+            forced = voiced & (torch.rand(b, 1, device=wav.device) < cfg.f0_forcing_prob)
+            drive = torch.where(forced, target, f0)
+        audio, _ = head.step(h, head.init_state(h), drive)
+        return CodecOutput(audio, vq.vector, vq, fsq.codes, f0)
 
     # ----------------------------------------------------------------- files
     def save(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> Path:

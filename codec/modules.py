@@ -10,6 +10,7 @@ so a chunked run equals an offline run by construction.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -383,3 +384,78 @@ class ISTFTHead(StreamingModule):
         )
         out = out + F.pad(tail, (0, total - tail.shape[1]))
         return out[:, None, : t * h].to(x.dtype), out[:, t * h:]
+
+
+class HarmonicHead(StreamingModule):
+    """Source-filter output head: a bank of harmonic oscillators plus an iSTFT residual.
+
+    Per step of ``hop`` samples the head predicts an F0 (between ``f0_min`` and ``f0_max``
+    Hz) and the amplitudes of ``harmonics`` harmonics; over the step's samples both glide
+    linearly from the previous step's values to the new ones, and the harmonic part is
+    ``sum_k a_k(n) sin(2 pi k phi(n))`` with ``phi`` the running integral of F0 in cycles.
+    Harmonics at or above the Nyquist rate are muted. Voiced speech is periodic by
+    construction, which a patch or spectral head must otherwise learn from the losses
+    (at small scale they settle on noise-like output with the right envelope). The
+    aperiodic rest (noise, bursts) comes from an :class:`ISTFTHead`.
+
+    F0 reaches the oscillators detached: the phase is a poor path for gradients, so F0
+    learns from a pitch target (:meth:`f0`, ``loss.f0``) and the amplitudes from the audio.
+    Everything is causal (controls of steps up to ``t`` shape step ``t``) and deterministic.
+    The state is ``[B, 2 + harmonics]``: the phase in cycles, the last F0 and amplitudes.
+    ``[B, T, D] -> [B, 1, T * hop]``.
+    """
+
+    def __init__(self, dim: int, hop: int, size: int, harmonics: int,
+                 f0_min: float = 50.0, f0_max: float = 600.0, sample_rate: int = 24000) -> None:
+        super().__init__()
+        if harmonics < 1:
+            raise ValueError(f"harmonics must be >= 1, got {harmonics}")
+        self.hop, self.harmonics, self.sample_rate = hop, harmonics, sample_rate
+        self.log_f0_min, self.log_f0_max = math.log(f0_min), math.log(f0_max)
+        self.proj = nn.Linear(dim, 1 + harmonics)
+        with torch.no_grad():
+            # Start audible but quiet (about 0.01 per harmonic). Much lower and the amplitudes
+            # never grow: Adam moves a logit by about the learning rate per step, and from -3
+            # the reconstruction losses barely see the harmonics to ask for more.
+            self.proj.bias[1:].fill_(-1.0)
+        self.residual = ISTFTHead(dim, hop, size)
+        self.register_buffer("orders", torch.arange(1, harmonics + 1, dtype=torch.float32), persistent=False)
+        # Sample j of a step sits (j + 1) / hop of the way from the last step's controls to its own.
+        self.register_buffer("ramp", torch.arange(1, hop + 1, dtype=torch.float32) / hop, persistent=False)
+
+    def _controls(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``[B, T, D]`` -> F0 ``[B, T]`` in Hz and amplitudes ``[B, T, harmonics]``."""
+        out = linear(x, self.proj).float()
+        f0 = torch.exp(self.log_f0_min + (self.log_f0_max - self.log_f0_min) * torch.sigmoid(out[..., 0]))
+        # DDSP's scaled sigmoid: positive, smooth near zero, saturating at 0.2 per harmonic.
+        amps = 0.2 * torch.sigmoid(out[..., 1:]).pow(math.log(10.0)) + 1e-7
+        return f0, amps
+
+    def f0(self, x: Tensor) -> Tensor:
+        """Predicted F0 ``[B, T]`` in Hz of steps ``x`` ``[B, T, D]`` (for the pitch loss)."""
+        return self._controls(x)[0]
+
+    def init_state(self, x: Tensor) -> Tensor:
+        return x.new_zeros(x.shape[0], 2 + self.harmonics, dtype=torch.float32)
+
+    def step(self, x: Tensor, state: Tensor, f0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One call's steps; ``f0 [B, T]`` (Hz), when given, drives the oscillators instead
+        of the predicted F0 (training with pitch targets, see ``CodecConfig.f0_forcing_prob``)."""
+        b, t, _ = x.shape
+        predicted, amps = self._controls(x)
+        f0 = (predicted if f0 is None else f0.float()).detach()
+        prev_f0 = torch.cat([state[:, 1:2], f0[:, :-1]], dim=1)  # [B, T]
+        prev_amps = torch.cat([state[:, None, 2:], amps[:, :-1]], dim=1)  # [B, T, K]
+        ramp = self.ramp[:, None]  # [hop, 1]
+        f0_n = (prev_f0[:, :, None] + (f0 - prev_f0)[:, :, None] * self.ramp).reshape(b, t * self.hop)
+        amps_n = prev_amps[:, :, None] + (amps - prev_amps)[:, :, None] * ramp  # [B, T, hop, K]
+        amps_n = amps_n.reshape(b, t * self.hop, self.harmonics)
+        # Phase in cycles, accumulated in float64 and wrapped so that long inputs keep precision.
+        cycles = state[:, :1].double() + (f0_n.double() / self.sample_rate).cumsum(dim=1)
+        cycles = cycles - torch.floor(cycles)
+        start = torch.cat([state[:, :1].double(), cycles[:, :-1]], dim=1).float()  # phase at each sample
+        audible = (f0_n[:, :, None] * self.orders) < (self.sample_rate / 2)
+        harmonic = (torch.sin(2 * math.pi * start[:, :, None] * self.orders) * amps_n * audible).sum(-1)
+        out = harmonic[:, None] + self.residual(x).float()
+        new_state = torch.cat([cycles[:, -1:].float(), f0[:, -1:], amps[:, -1]], dim=1)
+        return out.to(x.dtype), new_state

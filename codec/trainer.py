@@ -97,6 +97,11 @@ class TrainerConfig:
     # training checkpoint folder (its <module name>.safetensors), or an exported model
     # folder holding model.safetensors (e.g. a shipped model to fine-tune)}.
     init_from: dict[str, str] = field(default_factory=dict)
+    # Parts init_from leaves at their fresh initialisation, as dotted paths like freeze's
+    # ("codec.decoder.out"): their weights are neither read nor required, so a model with a
+    # new part (e.g. another decoder head) can start from one without it. Every other weight
+    # must still match exactly.
+    init_skip: list[str] = field(default_factory=list)
     # Parts kept fixed: a task module name ("teacher") or a dotted submodule path inside one
     # ("codec.encoder"). Their parameters get no optimizer and they stay in eval mode, so
     # e.g. a decoder fine-tune leaves the encoder's latent space, and latents already
@@ -623,8 +628,10 @@ class Trainer:
                 # A training checkpoint holds one file per module; an exported model, model.safetensors.
                 per_module = path / f"{name}.safetensors"
                 path = per_module if per_module.exists() else path / "model.safetensors"
-            ckpt.load_module_weights(self.modules[name], path)
-            self.log(f"initialised {name} from {path}")
+            skip = [p.partition(".")[2] for p in self.config.init_skip if p.partition(".")[0] == name]
+            ckpt.load_module_weights(self.modules[name], path, skip=skip)
+            kept = f" (fresh: {', '.join(f'{name}.{s}' for s in skip)})" if skip else ""
+            self.log(f"initialised {name} from {path}{kept}")
 
     def _train_loader(self, start: int) -> DataLoader:
         cfg, data = self.config, self.task.train_dataset()

@@ -40,13 +40,13 @@ def write_corpus(root: Path, n: int = 12) -> Path:
     return manifest
 
 
-def write_config(tmp: Path, manifest: Path, out_dir: Path, **trainer) -> Path:
+def write_config(tmp: Path, manifest: Path, out_dir: Path, model: dict | None = None, **trainer) -> Path:
     cfg = {
         "trainer": {"out_dir": str(out_dir), "max_steps": 4, "batch_size": 3, "num_workers": 0, "seed": 1,
                     "lr": {"gen": 1e-3, "disc": 1e-4}, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 2,
                     "valid_every": 4, "valid_batches": 1, "tensorboard": False, "progress": False, **trainer},
         "model": {"name": "hylac-test", "dim": 32, "num_heads": 2, "encoder_layers": [1, 1, 1, 1],
-                  "decoder_layers": [1, 1, 1, 1], "semantic_dim": 16, "semantic_lookup_dim": 4},
+                  "decoder_layers": [1, 1, 1, 1], "semantic_dim": 16, "semantic_lookup_dim": 4, **(model or {})},
         "loss": {"mel_windows": [128, 512], "mel_bins": [20, 40], "stft": 1.0, "stft_windows": [512],
                  "adversarial_start": 1},
         "discriminator": {"n_ffts": [256], "channels": 4},
@@ -148,6 +148,31 @@ def test_init_from_a_shipped_folder(tmp_path: Path, corpus: Path) -> None:
         train(bad)
 
 
+def test_init_skip_starts_a_new_decoder_head_from_a_shipped_folder(tmp_path: Path, corpus: Path) -> None:
+    source = codec.HybridCodec(codec.CodecConfig.tiny(name="hylac-test"))  # patch head
+    folder = source.save(tmp_path / "start")
+    harmonic = {"decoder_head": "harmonic", "harmonics": 8}
+    config = write_config(tmp_path, corpus, tmp_path / "h", model=harmonic, max_steps=1, valid_every=0,
+                          lr={"gen": 0.0, "disc": 0.0}, init_from={"codec": str(folder)},
+                          init_skip=["codec.decoder.out"])
+    result = train(config)
+    assert "f0" in result.train_metrics
+    trained = load_file(str(result.checkpoint / "codec.safetensors"))
+    start = load_file(str(folder / "model.safetensors"))
+    moved_by_restart = {"semantic_vq.codebook", "semantic_vq.usage"}
+    shared = [k for k in start if not k.startswith("decoder.out") and k not in moved_by_restart]
+    assert shared and all(torch.equal(trained[k], start[k]) for k in shared)
+    assert "decoder.out.proj.weight" in trained and "decoder.out.weight" not in trained
+    strict = write_config(tmp_path, corpus, tmp_path / "strict", model=harmonic, max_steps=1, valid_every=0,
+                          init_from={"codec": str(folder)})
+    with pytest.raises(RuntimeError, match="decoder.out.proj.weight"):
+        train(strict)
+    typo = write_config(tmp_path, corpus, tmp_path / "typo", model=harmonic, max_steps=1, valid_every=0,
+                        init_from={"codec": str(folder)}, init_skip=["codec.decoder.head"])
+    with pytest.raises(ValueError, match="init_skip names 'decoder.head'"):
+        train(typo)
+
+
 def test_decoder_finetune_keeps_the_latent_space(tmp_path: Path, corpus: Path) -> None:
     """Stage 2 of the recipe: from a checkpoint folder, encoder + VQ + teacher frozen, GAN on."""
     first = train(write_config(tmp_path, corpus, tmp_path / "stage1", max_steps=2, valid_every=0))
@@ -173,10 +198,19 @@ def test_codec_recipes_load_and_stage_two_matches_stage_one() -> None:
     from codec.train import SCHEMA
 
     loaded = {name: load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA})
-              for name in ("tiny.yaml", "base.yaml", "tiny_decoder.yaml")}
+              for name in ("tiny.yaml", "base.yaml", "tiny_decoder.yaml", "tiny_harmonic.yaml")}
     tiny, decoder = loaded["tiny.yaml"]["model"], loaded["tiny_decoder.yaml"]["model"]
     shape_keys = ("dim", "num_heads", "mlp_ratio", "encoder_layers", "decoder_layers", "semantic_codebook_size",
                   "acoustic_dim", "acoustic_levels", "decoder_head")
     assert all(getattr(tiny, k) == getattr(decoder, k) for k in shape_keys)
+    # The harmonic recipe starts from the shipped model: everything but the head must match it.
+    harmonic = loaded["tiny_harmonic.yaml"]
+    assert harmonic["model"].decoder_head == "harmonic" and harmonic["loss"].f0 > 0
+    assert all(getattr(tiny, k) == getattr(harmonic["model"], k) for k in shape_keys if k != "decoder_head")
+    assert harmonic["trainer"].init_skip == ["codec.decoder.out"]
+    from codec.checkpoint import load_module_weights
+
+    start = REPO / harmonic["trainer"].init_from["codec"] / "model.safetensors"
+    load_module_weights(codec.HybridCodec(harmonic["model"]), start, skip=["decoder.out"])
     assert loaded["tiny_decoder.yaml"]["trainer"].freeze == ["codec.encoder", "codec.semantic_vq"]
     assert decoder.semantic_vq_prob == decoder.acoustic_quantize_prob == 1.0

@@ -217,3 +217,19 @@ def test_missing_eval_package_names_the_extra(monkeypatch: pytest.MonkeyPatch, c
     monkeypatch.setitem(sys.modules, "pystoi", None)  # makes `import pystoi` fail
     with pytest.raises(ImportError, match=r"'pystoi'.*hylac\[eval\]"):
         M.stoi(clip, clip, SR)
+
+
+# ------------------------------------------------------------------------ pitch
+def test_pitch_metrics_see_a_transposition_and_a_whisper() -> None:
+    low = speechlike(2.0, f0=120.0)
+    high = speechlike(2.0, f0=120.0 * 2 ** (1 / 12))  # one semitone up: 100 cents
+    assert M.f0_error(low, low, SR) == pytest.approx(0.0, abs=1e-3)
+    assert M.vde(low, low, SR) == 0.0
+    assert M.f0_error(low, high, SR) == pytest.approx(100.0, abs=10.0)
+    # The same envelope over noise: voiced steps of the reference lose their voicing.
+    whisper = (np.abs(low) * np.random.default_rng(3).standard_normal(low.size)).astype(np.float32)
+    assert M.vde(low, whisper, SR) > 0.3
+    with pytest.raises(M.MetricError, match="voiced in both"):
+        M.f0_error(low, np.zeros_like(low), SR)
+    scores = M.score_pair(low, high, SR, ["f0_error", "vde"])
+    assert scores.f0_error == pytest.approx(100.0, abs=10.0) and 0.0 <= scores.vde <= 1.0
