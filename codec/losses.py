@@ -23,7 +23,6 @@ from .discriminator import (
 )
 from .latents import SAMPLE_RATE
 from .model import CodecOutput
-from .pitch import estimate_f0
 
 
 @dataclass
@@ -105,16 +104,15 @@ def _adversarial_segment(wav: Tensor, recon: Tensor, seconds: float) -> tuple[Te
     return wav[..., start : start + n], recon[..., start : start + n]
 
 
-def f0_loss(predicted: Tensor, wav: Tensor) -> Tensor:
-    """Mean ``|log2 predicted - log2 target|`` (octaves) over the voiced steps of ``wav``.
+def f0_loss(predicted: Tensor, measured: Tensor, voiced: Tensor) -> Tensor:
+    """Mean ``|log2 predicted - log2 measured|`` (octaves) over the ``voiced`` steps.
 
-    ``predicted [B, T]`` Hz per step of ``N / T`` samples of ``wav [B, 1, N]``; zero when
-    no step is voiced.
+    All ``[B, T]``: F0 in Hz per step (``measured`` and ``voiced`` from
+    :func:`codec.pitch.estimate_f0`); zero when no step is voiced.
     """
-    target, voiced = estimate_f0(wav, wav.shape[-1] // predicted.shape[1])
     if not bool(voiced.any()):
         return predicted.sum() * 0.0
-    error = (torch.log2(predicted.float()) - torch.log2(target)).abs()
+    error = (torch.log2(predicted.float()) - torch.log2(measured.float())).abs()
     return error[voiced].mean()
 
 
@@ -170,8 +168,8 @@ def codec_train_step(
         fm = feature_matching_loss(real, fake)
         total = total + cfg.adversarial * adv + cfg.feature_matching * fm
         logs["adv"], logs["feat"] = float(adv.detach()), float(fm.detach())
-    if out.f0 is not None and cfg.f0 > 0:
-        pitch = f0_loss(out.f0, wav)
+    if out.f0 is not None and out.pitch is not None and cfg.f0 > 0:
+        pitch = f0_loss(out.f0, *out.pitch)
         total = total + cfg.f0 * pitch
         logs["f0"] = float(pitch.detach())
     total = total + cfg.commitment * out.vq.commitment_loss + cfg.codebook * out.vq.codebook_loss

@@ -151,6 +151,9 @@ class CodecOutput:
         acoustic_codes: ``[B, T, acoustic_dim]`` int64 FSQ codes.
         f0: ``[B, N / 240]`` the F0 in Hz the harmonic head predicted per 10 ms step
             (``None`` for the other heads).
+        pitch: the input's measured F0 ``[B, N / 240]`` (Hz) and voicing (bool) per step,
+            from :func:`codec.pitch.estimate_f0`: the pitch loss's target, measured once per
+            pass (``None`` for the other heads).
     """
 
     audio: Tensor
@@ -158,6 +161,7 @@ class CodecOutput:
     vq: VQOutput
     acoustic_codes: Tensor
     f0: Tensor | None = None
+    pitch: tuple[Tensor, Tensor] | None = None
 
 
 class HybridCodec(nn.Module):
@@ -517,13 +521,13 @@ class HybridCodec(nn.Module):
         if not isinstance(head, HarmonicHead):
             return CodecOutput(self.decoder.head(h), vq.vector, vq, fsq.codes)
         f0 = head.f0(h)
+        measured, voiced = estimate_f0(wav, cfg.patch_size)
         drive = f0
         if self.training and cfg.f0_forcing_prob > 0:
-            target, voiced = estimate_f0(wav, cfg.patch_size)
             forced = voiced & (torch.rand(b, 1, device=wav.device) < cfg.f0_forcing_prob)
-            drive = torch.where(forced, target, f0)
+            drive = torch.where(forced, measured, f0)
         audio, _ = head.step(h, head.init_state(h), drive)
-        return CodecOutput(audio, vq.vector, vq, fsq.codes, f0)
+        return CodecOutput(audio, vq.vector, vq, fsq.codes, f0, (measured, voiced))
 
     # ----------------------------------------------------------------- files
     def save(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> Path:

@@ -37,9 +37,9 @@ def estimate_f0(wav: Tensor, hop: int, config: PitchConfig = PitchConfig(),
                 sample_rate: int = SAMPLE_RATE) -> tuple[Tensor, Tensor]:
     """F0 per ``hop`` samples of ``wav`` ``[B, 1, N]`` (N a multiple of ``hop``).
 
-    Step ``t`` is analysed on a window ending at sample ``(t + 1) * hop`` plus the longest
-    period (the signal is zero-padded past its end), i.e. around the end of step ``t``,
-    where a harmonic head's controls for that step apply.
+    Step ``t`` is analysed on a ``config.window`` centred on sample ``(t + 1) * hop``, the
+    end of step ``t`` where a harmonic head's controls for that step apply, compared with
+    its shifts by up to the longest period (the signal is zero-padded at both ends).
 
     Returns:
         ``f0 [B, T]`` in Hz (meaningful where voiced) and ``voiced [B, T]`` bool,

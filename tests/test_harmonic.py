@@ -180,13 +180,15 @@ def test_harmonic_codec_int8_keeps_the_head_float(harmonic_codec: codec.HybridCo
 
 def test_f0_loss_scores_octaves_on_voiced_steps_only() -> None:
     x = torch.cat([harmonic_tone(torch.full((SR // 2,), 200.0)), torch.zeros(SR // 2)])[None, None]
+    measured, voiced = estimate_f0(x, hop=240)
     predicted = torch.full((1, 100), 400.0, requires_grad=True)
-    loss = f0_loss(predicted, x)
+    loss = f0_loss(predicted, measured, voiced)
     assert float(loss.detach()) == pytest.approx(1.0, abs=0.01)  # one octave off where voiced
     loss.backward()
     assert float(predicted.grad[0, 60:].abs().sum()) == 0.0  # silence: no pitch target
-    silent = f0_loss(torch.full((1, 10), 300.0, requires_grad=True), torch.zeros(1, 1, 2400))
-    assert float(silent) == 0.0
+    unvoiced = torch.zeros(1, 10, dtype=torch.bool)
+    silent = f0_loss(torch.full((1, 10), 300.0, requires_grad=True), torch.full((1, 10), 100.0), unvoiced)
+    assert float(silent.detach()) == 0.0
 
 
 class _Batch:
@@ -218,6 +220,8 @@ def test_training_steps_teach_the_head_its_pitch() -> None:
     with torch.no_grad():
         out = m.eval()(wav)
     assert out.f0 is not None and out.f0.shape == (2, 3 * 8)
+    measured, voiced = out.pitch
+    assert measured.shape == voiced.shape == (2, 3 * 8) and bool(voiced[:, 2:-2].all())
 
 
 def test_training_pass_drives_the_oscillators_with_the_measured_pitch() -> None:
