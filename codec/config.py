@@ -38,13 +38,20 @@ class CodecConfig(JsonConfig):
     # Decoder output: "patch" projects each 100 Hz step to 240 samples; "istft" predicts a
     # spectrum per step and overlap-adds grains of istft_size samples (smoother boundaries);
     # "harmonic" adds a bank of `harmonics` oscillators driven by a predicted F0 to such an
-    # iSTFT residual (periodic voiced speech by construction; train it with loss.f0 > 0).
+    # iSTFT residual (periodic voiced speech by construction; train it with loss.f0 > 0);
+    # "source_filter" passes a pulse train at a predicted F0 and noise through filters made
+    # from a predicted envelope (`envelope_bands` mel-spaced points) and voicing share
+    # (`voicing_bands` points), each filtering the last istft_size excitation samples
+    # (train it with loss.f0 and loss.voicing > 0).
     decoder_head: str = "patch"
     istft_size: int = 960
     harmonics: int = 48
-    # Harmonic head in training: share of items whose voiced steps drive the oscillators with
-    # the input's measured F0 (codec.pitch) instead of the predicted one. Without it the
-    # reconstruction losses mute the harmonics before the predicted F0 is any good.
+    envelope_bands: int = 64
+    voicing_bands: int = 8
+    # Harmonic and source-filter heads in training: share of items whose voiced steps drive
+    # the oscillators (pulses) with the input's measured F0 (codec.pitch) instead of the
+    # predicted one. Without it the reconstruction losses mute the harmonics before the
+    # predicted F0 is any good.
     f0_forcing_prob: float = 0.5
     # Semantic stream: one VQ codebook, looked up in a low-dim l2-normalised space
     # (factorised codes keep far more of a large codebook in use than a 256-d lookup).
@@ -93,8 +100,12 @@ class CodecConfig(JsonConfig):
         if any(not 0.0 <= p <= 1.0 for p in probs) or self.acoustic_quantize_prob + self.acoustic_dither_prob > 1.0:
             raise ValueError("quantization schedule and f0_forcing_prob probabilities must be in [0, 1] "
                              "and quantize + dither <= 1")
-        if self.decoder_head not in ("patch", "istft", "harmonic"):
-            raise ValueError(f"decoder_head must be 'patch', 'istft' or 'harmonic', got {self.decoder_head!r}")
+        if self.decoder_head not in ("patch", "istft", "harmonic", "source_filter"):
+            raise ValueError("decoder_head must be 'patch', 'istft', 'harmonic' or 'source_filter', "
+                             f"got {self.decoder_head!r}")
+        if self.envelope_bands < 2 or self.voicing_bands < 2:
+            raise ValueError(f"envelope_bands and voicing_bands must be >= 2, got {self.envelope_bands} "
+                             f"and {self.voicing_bands}")
         if self.harmonics < 1:
             raise ValueError(f"harmonics must be >= 1, got {self.harmonics}")
         if self.decoder_head != "patch" and (self.istft_size < self.patch_size or self.istft_size % self.patch_size):

@@ -55,6 +55,9 @@ class LossConfig:
     # Pitch loss of the harmonic decoder head (codec.pitch targets; ignored by other heads):
     # L1 in octaves over the voiced 10 ms steps of the input.
     f0: float = 1.0
+    # Voicing loss of the source-filter head: binary cross-entropy of its low-band voicing
+    # against the input's voiced / unvoiced steps.
+    voicing: float = 1.0
 
     def __post_init__(self) -> None:
         self.mel_windows = tuple(int(w) for w in self.mel_windows)
@@ -116,6 +119,12 @@ def f0_loss(predicted: Tensor, measured: Tensor, voiced: Tensor) -> Tensor:
     return error[voiced].mean()
 
 
+def voicing_loss(logits: Tensor, voiced: Tensor) -> Tensor:
+    """Binary cross-entropy of voicing ``logits [B, T, n]`` (n bands) against ``voiced [B, T]``."""
+    target = voiced.to(logits.dtype)[..., None].expand_as(logits)
+    return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
 def codec_train_step(
     model: nn.Module,
     discriminator: nn.Module | None,
@@ -172,6 +181,10 @@ def codec_train_step(
         pitch = f0_loss(out.f0, *out.pitch)
         total = total + cfg.f0 * pitch
         logs["f0"] = float(pitch.detach())
+    if out.voicing is not None and out.pitch is not None and cfg.voicing > 0:
+        voicing = voicing_loss(out.voicing, out.pitch[1])
+        total = total + cfg.voicing * voicing
+        logs["voicing"] = float(voicing.detach())
     total = total + cfg.commitment * out.vq.commitment_loss + cfg.codebook * out.vq.codebook_loss
     logs["commit"] = float(out.vq.commitment_loss.detach())
     logs["perplexity"] = float(out.vq.perplexity)

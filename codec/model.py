@@ -24,6 +24,7 @@ from .modules import (
     CausalConv1d,
     HarmonicHead,
     ISTFTHead,
+    SourceFilterHead,
     StreamingModule,
     Transformer,
     Upsample1d,
@@ -79,6 +80,9 @@ class Decoder(nn.Module):
             self.out = ISTFTHead(cfg.dim, cfg.patch_size, cfg.istft_size)
         elif cfg.decoder_head == "harmonic":
             self.out = HarmonicHead(cfg.dim, cfg.patch_size, cfg.istft_size, cfg.harmonics, sample_rate=SAMPLE_RATE)
+        elif cfg.decoder_head == "source_filter":
+            self.out = SourceFilterHead(cfg.dim, cfg.patch_size, cfg.istft_size, cfg.envelope_bands,
+                                        cfg.voicing_bands, sample_rate=SAMPLE_RATE)
         else:
             self.out = nn.Linear(cfg.dim, cfg.patch_size)
 
@@ -95,7 +99,7 @@ class Decoder(nn.Module):
 
     def head(self, h: Tensor) -> Tensor:
         """Output-head features ``[B, T100, dim]`` -> audio ``[B, 1, T100 * 240]``."""
-        if isinstance(self.out, (ISTFTHead, HarmonicHead)):
+        if isinstance(self.out, (ISTFTHead, HarmonicHead, SourceFilterHead)):
             return self.out(h)
         patches = linear(h, self.out)  # [B, T100, 240]
         return patches.reshape(patches.shape[0], 1, -1)
@@ -149,8 +153,10 @@ class CodecOutput:
             (quantized for the items the schedule picked); teachers read it.
         vq: the semantic quantizer's output (codes, losses, perplexity).
         acoustic_codes: ``[B, T, acoustic_dim]`` int64 FSQ codes.
-        f0: ``[B, N / 240]`` the F0 in Hz the harmonic head predicted per 10 ms step
-            (``None`` for the other heads).
+        f0: ``[B, N / 240]`` the F0 in Hz the harmonic or source-filter head predicted
+            per 10 ms step (``None`` for the other heads).
+        voicing: ``[B, N / 240, n]`` the source-filter head's voicing logits of its low
+            bands, the voicing loss's input (``None`` for the other heads).
         pitch: the input's measured F0 ``[B, N / 240]`` (Hz) and voicing (bool) per step,
             from :func:`codec.pitch.estimate_f0`: the pitch loss's target, measured once per
             pass (``None`` for the other heads).
@@ -162,6 +168,7 @@ class CodecOutput:
     acoustic_codes: Tensor
     f0: Tensor | None = None
     pitch: tuple[Tensor, Tensor] | None = None
+    voicing: Tensor | None = None
 
 
 class HybridCodec(nn.Module):
@@ -518,16 +525,20 @@ class HybridCodec(nn.Module):
         fsq = self.fsq(ac, fsq_mode)
         h = self.decoder.features(torch.cat([vq.vector, fsq.values], dim=-1))
         head = self.decoder.out
-        if not isinstance(head, HarmonicHead):
+        if not isinstance(head, (HarmonicHead, SourceFilterHead)):
             return CodecOutput(self.decoder.head(h), vq.vector, vq, fsq.codes)
-        f0 = head.f0(h)
-        measured, voiced = estimate_f0(wav, cfg.patch_size)
+        if isinstance(head, SourceFilterHead):
+            f0, _, voicing = head.controls(h)
+        else:
+            f0, voicing = head.f0(h), None
+        with torch.autocast(wav.device.type, enabled=False):  # FFTs and cumulative sums in float32
+            measured, voiced = estimate_f0(wav.float(), cfg.patch_size)
         drive = f0
         if self.training and cfg.f0_forcing_prob > 0:
             forced = voiced & (torch.rand(b, 1, device=wav.device) < cfg.f0_forcing_prob)
             drive = torch.where(forced, measured, f0)
         audio, _ = head.step(h, head.init_state(h), drive)
-        return CodecOutput(audio, vq.vector, vq, fsq.codes, f0, (measured, voiced))
+        return CodecOutput(audio, vq.vector, vq, fsq.codes, f0, (measured, voiced), voicing)
 
     # ----------------------------------------------------------------- files
     def save(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> Path:

@@ -459,3 +459,165 @@ class HarmonicHead(StreamingModule):
         out = harmonic[:, None] + self.residual(x).float()
         new_state = torch.cat([cycles[:, -1:].float(), f0[:, -1:], amps[:, -1]], dim=1)
         return out.to(x.dtype), new_state
+
+
+def _mel(hz: Tensor) -> Tensor:
+    return 2595.0 * torch.log10(1.0 + hz / 700.0)
+
+
+def _band_matrix(bands: int, bins: int, sample_rate: int) -> Tensor:
+    """``[bands, bins]``: linear interpolation, on the mel scale, from ``bands`` control
+    points (spread evenly in mel from 0 Hz to Nyquist) to the FFT bins."""
+    freqs = _mel(torch.linspace(0.0, sample_rate / 2, bins))
+    centers = torch.linspace(0.0, float(_mel(torch.tensor(sample_rate / 2.0))), bands)
+    width = centers[1] - centers[0]
+    return (1.0 - (freqs[None, :] - centers[:, None]).abs() / width).clamp(min=0.0)
+
+
+def minimum_phase(log_mag: Tensor, n_fft: int) -> Tensor:
+    """Complex spectrum ``[..., n_fft // 2 + 1]`` of the minimum-phase filter with natural-log
+    magnitude ``log_mag`` (same shape), by folding its real cepstrum. Its impulse response
+    is causal and front-loaded, so filtering with it adds no latency."""
+    cepstrum = torch.fft.irfft(log_mag, n=n_fft)
+    fold = torch.zeros(n_fft, device=log_mag.device, dtype=cepstrum.dtype)
+    fold[0] = 1.0
+    fold[1:(n_fft + 1) // 2] = 2.0
+    if n_fft % 2 == 0:
+        fold[n_fft // 2] = 1.0
+    log_spec = torch.fft.rfft(cepstrum * fold, n=n_fft)
+    # exp of the complex log-spectrum, as magnitude and angle: a complex exp is ~6x slower on CPUs.
+    return torch.polar(torch.exp(log_spec.real), log_spec.imag)
+
+
+class SourceFilterHead(StreamingModule):
+    """Source-filter output head: harmonic and noise excitations through predicted filters.
+
+    Per step of ``hop`` samples the head predicts an F0 (``f0_min``..``f0_max`` Hz), a
+    spectral envelope (``bands`` log-magnitudes spread evenly in mel, interpolated to the FFT
+    bins) and a voicing share per frequency (``voicing_bands`` logits, likewise). Two
+    excitations run at unit power: a band-limited pulse train at the F0 (every harmonic
+    below Nyquist at equal amplitude, phase carried across steps) and white noise read from
+    a fixed table at the absolute sample position. Each goes through a minimum-phase filter
+    of the envelope times the square root of its share (voiced for the pulses, the rest for
+    the noise), applied to the last ``size`` excitation samples by FFT; over a step the
+    output crossfades linearly from the previous step's filters to the new ones.
+
+    Unlike :class:`HarmonicHead`, nothing but the filters shapes the output: where the
+    voicing share is high, the output is periodic with harmonics at every multiple of the
+    F0, whatever the envelope, so the reconstruction losses cannot trade harmonics for
+    noise one harmonic at a time. F0 reaches the pulses detached and learns from the pitch
+    loss; the voicing of the low bands (centres below ``supervised_hz``) learns from the
+    input's voicing too (:meth:`controls`), the rest from the audio alone.
+
+    Causal (the filters of steps up to ``t`` and the excitation up to step ``t`` make step
+    ``t``), deterministic, no latency. The state is ``[B, 3 + bands + voicing_bands + size -
+    hop]``: phase (cycles), last F0, noise-table position, last controls, pulse history.
+    ``[B, T, D] -> [B, 1, T * hop]``.
+    """
+
+    TABLE = 1 << 18  # noise table length (~11 s at 24 kHz)
+
+    def __init__(self, dim: int, hop: int, size: int, bands: int = 64, voicing_bands: int = 8,
+                 f0_min: float = 50.0, f0_max: float = 600.0, sample_rate: int = 24000,
+                 supervised_hz: float = 1500.0) -> None:
+        super().__init__()
+        if size < 2 * hop:
+            raise ValueError(f"source-filter size {size} must be at least twice the hop {hop}")
+        if bands < 2 or voicing_bands < 2:
+            raise ValueError(f"bands and voicing_bands must be >= 2, got {bands} and {voicing_bands}")
+        self.hop, self.size, self.sample_rate = hop, size, sample_rate
+        self.bands, self.voicing_bands = bands, voicing_bands
+        self.bins = size // 2 + 1
+        self.log_f0_min, self.log_f0_max = math.log(f0_min), math.log(f0_max)
+        self.proj = nn.Linear(dim, 1 + bands + voicing_bands)
+        with torch.no_grad():
+            # Start quiet (envelope e^-4, about 0.02 rms) and half voiced.
+            self.proj.bias[1:1 + bands].fill_(-4.0)
+            self.proj.bias[1 + bands:].zero_()
+        self.register_buffer("env_to_bins", _band_matrix(bands, self.bins, sample_rate), persistent=False)
+        self.register_buffer("voicing_to_bins", _band_matrix(voicing_bands, self.bins, sample_rate), persistent=False)
+        centers = torch.linspace(0.0, float(_mel(torch.tensor(sample_rate / 2.0))), voicing_bands)
+        hz = 700.0 * (10.0 ** (centers / 2595.0) - 1.0)
+        self.supervised = max(1, int((hz < supervised_hz).sum()))
+        noise = torch.randn(self.TABLE, generator=torch.Generator().manual_seed(0))
+        self.register_buffer("noise", noise / noise.std(), persistent=False)
+        self.register_buffer("ramp", torch.arange(1, hop + 1, dtype=torch.float32) / hop, persistent=False)
+
+    @property
+    def _controls_dim(self) -> int:
+        return self.bands + self.voicing_bands
+
+    def controls(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``[B, T, D]`` -> F0 ``[B, T]`` (Hz), filter controls ``[B, T, bands + voicing_bands]``
+        (log envelope, voicing logits) and the supervised low-band voicing logits
+        ``[B, T, n]`` (the voicing loss's input)."""
+        out = linear(x, self.proj).float()
+        f0 = torch.exp(self.log_f0_min + (self.log_f0_max - self.log_f0_min) * torch.sigmoid(out[..., 0]))
+        ctl = out[..., 1:]
+        return f0, ctl, ctl[..., self.bands:self.bands + self.supervised]
+
+    def f0(self, x: Tensor) -> Tensor:
+        """Predicted F0 ``[B, T]`` in Hz of steps ``x`` ``[B, T, D]`` (for the pitch loss)."""
+        return self.controls(x)[0]
+
+    def _filters(self, ctl: Tensor) -> Tensor:
+        """Controls ``[B, T, C]`` -> minimum-phase spectra ``[2, B, T, bins]`` of the pulse and
+        the noise filter (stacked: one FFT call for both, which matters when streaming)."""
+        # Float32 throughout: FFTs take no bfloat16, and autocast would make these matmuls so.
+        with torch.autocast(ctl.device.type, enabled=False):
+            log_env = ctl[..., :self.bands].float().clamp(max=6.0) @ self.env_to_bins
+            voicing = ctl[..., self.bands:].float() @ self.voicing_to_bins
+        # log sqrt(sigmoid(v)) and log sqrt(1 - sigmoid(v)), computed stably.
+        shares = 0.5 * F.logsigmoid(torch.stack([voicing, -voicing]))
+        return minimum_phase(log_env + shares, self.size)
+
+    def init_state(self, x: Tensor) -> Tensor:
+        state = x.new_zeros(x.shape[0], 3 + self._controls_dim + self.size - self.hop, dtype=torch.float32)
+        # Before the first step the filters are silent (the offline call's zero padding).
+        state[:, 3:3 + self.bands] = -30.0
+        return state
+
+    def _pulses(self, f0_n: Tensor, start: Tensor) -> Tensor:
+        """Unit-power band-limited pulse train: ``sum_{k<=K} cos(2 pi k phi)`` scaled by
+        ``sqrt(2 / K)``, ``K`` the harmonics below Nyquist at each sample's F0."""
+        k = torch.floor(self.sample_rate / 2 / f0_n).clamp(min=1.0)
+        half = math.pi * start  # theta / 2
+        den = torch.sin(half)
+        num = torch.sin((2 * k + 1) * half)
+        # Dirichlet kernel (sum of cosines), with its limit K + 1/2 where theta -> 0.
+        safe = den.abs() > 1e-4
+        dirichlet = torch.where(safe, num / torch.where(safe, 2 * den, torch.ones_like(den)), k + 0.5)
+        return (dirichlet - 0.5) * torch.sqrt(2.0 / k)
+
+    def step(self, x: Tensor, state: Tensor, f0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One call's steps; ``f0 [B, T]`` (Hz), when given, drives the pulses instead of the
+        predicted F0 (training with pitch targets, see ``CodecConfig.f0_forcing_prob``)."""
+        b, t, _ = x.shape
+        h, c = self.hop, self._controls_dim
+        predicted, ctl, _ = self.controls(x)
+        f0 = (predicted if f0 is None else f0.float()).detach()
+        prev_f0 = torch.cat([state[:, 1:2], f0[:, :-1]], dim=1)
+        prev_f0 = torch.where(prev_f0 > 0, prev_f0, f0)  # the very first step has no predecessor
+        f0_n = (prev_f0[:, :, None] + (f0 - prev_f0)[:, :, None] * self.ramp).reshape(b, t * h)
+        cycles = state[:, :1].double() + (f0_n.double() / self.sample_rate).cumsum(dim=1)
+        cycles = cycles - torch.floor(cycles)
+        start = torch.cat([state[:, :1].double(), cycles[:, :-1]], dim=1).float()
+        pulses = self._pulses(f0_n, start)  # [B, T * hop]
+        # Each step filters the last `size` samples of excitation: the history and its own hop.
+        tail = self.size - h
+        position = state[:, 2:3].long()
+        noise = self.noise[(position - tail + torch.arange(tail + t * h, device=x.device)) % self.TABLE]
+        exc_all = torch.cat([state[:, 3 + c:], pulses], dim=1)
+        exc_pulses = exc_all.unfold(1, self.size, h)  # [B, T, size]
+        exc_noise = noise.unfold(1, self.size, h)
+        spec = torch.fft.rfft(torch.stack([exc_pulses, exc_noise]))  # [2, B, T, bins]
+        filters = self._filters(torch.cat([state[:, None, 3:3 + c], ctl], dim=1))  # [2, B, T + 1, bins]
+        # Each step's excitation through its own filters and through the previous step's.
+        both = torch.stack([(filters[:, :, 1:] * spec).sum(0), (filters[:, :, :-1] * spec).sum(0)])
+        new, old = torch.fft.irfft(both, n=self.size)[..., tail:]
+        out = (old + (new - old) * self.ramp).reshape(b, 1, t * h)
+        new_state = torch.cat([
+            cycles[:, -1:].float(), f0[:, -1:], (position + t * h).remainder(self.TABLE).float(),
+            ctl[:, -1], exc_all[:, exc_all.shape[1] - tail:],
+        ], dim=1)
+        return out.to(x.dtype), new_state

@@ -197,13 +197,19 @@ def test_codec_recipes_load_and_stage_two_matches_stage_one() -> None:
     from codec.configfile import load_config
     from codec.train import SCHEMA
 
-    loaded = {name: load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA})
-              for name in ("tiny.yaml", "base.yaml", "tiny_decoder.yaml", "tiny_harmonic.yaml")}
+    names = ("tiny.yaml", "base.yaml", "tiny_decoder.yaml", "tiny_harmonic.yaml", "tiny_source_filter.yaml")
+    loaded = {name: load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA}) for name in names}
     tiny, decoder = loaded["tiny.yaml"]["model"], loaded["tiny_decoder.yaml"]["model"]
     shape_keys = ("dim", "num_heads", "mlp_ratio", "encoder_layers", "decoder_layers", "semantic_codebook_size",
                   "acoustic_dim", "acoustic_levels", "decoder_head")
     assert all(getattr(tiny, k) == getattr(decoder, k) for k in shape_keys)
-    # The harmonic recipe starts from the shipped model: everything but the head must match it.
+    # Stage 3 (the shipped model) is stage 2 with a new head: everything else must match.
+    shipped = loaded["tiny_source_filter.yaml"]
+    assert shipped["model"] == codec.load("hylac-tiny").config
+    assert shipped["loss"].f0 > 0 and shipped["loss"].voicing > 0 and shipped["loss"].waveform == 0
+    assert all(getattr(tiny, k) == getattr(shipped["model"], k) for k in shape_keys if k != "decoder_head")
+    assert shipped["trainer"].init_skip == ["codec.decoder.out"]
+    # The harmonic recipe starts from the shipped model with its own head.
     harmonic = loaded["tiny_harmonic.yaml"]
     assert harmonic["model"].decoder_head == "harmonic" and harmonic["loss"].f0 > 0
     assert all(getattr(tiny, k) == getattr(harmonic["model"], k) for k in shape_keys if k != "decoder_head")
