@@ -52,7 +52,7 @@ class LossConfig:
     commitment: float = 0.1
     codebook: float = 1.0
     distill: float = 1.0
-    # Pitch loss of the harmonic decoder head (codec.pitch targets; ignored by other heads):
+    # Pitch loss of the harmonic and source-filter heads (codec.pitch targets; ignored by others):
     # L1 in octaves over the voiced 10 ms steps of the input.
     f0: float = 1.0
     # Voicing loss of the source-filter head: binary cross-entropy of its low-band voicing
