@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from step_helpers import AdamStepper, WavBatch
 
 import codec
 from codec.losses import LossConfig, ReconstructionLoss, codec_train_step, f0_loss
@@ -191,21 +192,6 @@ def test_f0_loss_scores_octaves_on_voiced_steps_only() -> None:
     assert float(silent.detach()) == 0.0
 
 
-class _Batch:
-    def __init__(self, wav: torch.Tensor) -> None:
-        self.wav = wav
-
-
-class _SGD:
-    def __init__(self, params) -> None:
-        self.opt = torch.optim.Adam(params, lr=3e-3)
-
-    def step(self, name: str, loss: torch.Tensor) -> None:
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-
-
 def test_training_steps_teach_the_head_its_pitch() -> None:
     torch.manual_seed(0)
     m = codec.HybridCodec(codec.CodecConfig.tiny(decoder_head="harmonic", harmonics=8)).train()
@@ -213,8 +199,8 @@ def test_training_steps_teach_the_head_its_pitch() -> None:
                      adversarial=0.0, distill=0.0, f0=10.0)
     recon = ReconstructionLoss(cfg)
     wav = torch.stack([harmonic_tone(torch.full((1920 * 3,), hz)) for hz in (110.0, 220.0)])[:, None]
-    opt = _SGD(m.parameters())
-    logs = [codec_train_step(m, None, None, recon, cfg, _Batch(wav), step, opt) for step in range(40)]
+    opt = AdamStepper(m.parameters())
+    logs = [codec_train_step(m, None, None, recon, cfg, WavBatch(wav), step, opt) for step in range(40)]
     assert "f0" in logs[0]
     assert logs[-1]["f0"] < 0.5 * logs[0]["f0"]
     with torch.no_grad():

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from step_helpers import AdamStepper, WavBatch
 
 import codec
 from codec.losses import LossConfig, ReconstructionLoss, codec_train_step, voicing_loss
@@ -155,21 +156,6 @@ def test_voicing_loss_is_cross_entropy_against_the_voiced_steps() -> None:
     assert float(voicing_loss(torch.zeros(1, 2, 2), voiced)) == pytest.approx(math.log(2), rel=1e-4)
 
 
-class _Batch:
-    def __init__(self, wav: torch.Tensor) -> None:
-        self.wav = wav
-
-
-class _Adam:
-    def __init__(self, params) -> None:
-        self.opt = torch.optim.Adam(params, lr=3e-3)
-
-    def step(self, name: str, loss: torch.Tensor) -> None:
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-
-
 def test_training_steps_teach_the_head_pitch_and_voicing() -> None:
     torch.manual_seed(0)
     cfg = codec.CodecConfig.tiny(decoder_head="source_filter", envelope_bands=BANDS, voicing_bands=VBANDS)
@@ -179,8 +165,8 @@ def test_training_steps_teach_the_head_pitch_and_voicing() -> None:
     recon = ReconstructionLoss(loss_cfg)
     n = 1920 * 3
     wav = torch.stack([tone(110.0, n), torch.cat([tone(220.0, n // 2), torch.zeros(n // 2)])])[:, None]
-    opt = _Adam(m.parameters())
-    logs = [codec_train_step(m, None, None, recon, loss_cfg, _Batch(wav), step, opt) for step in range(40)]
+    opt = AdamStepper(m.parameters())
+    logs = [codec_train_step(m, None, None, recon, loss_cfg, WavBatch(wav), step, opt) for step in range(40)]
     assert logs[-1]["f0"] < 0.5 * logs[0]["f0"]
     assert logs[-1]["voicing"] < 0.8 * logs[0]["voicing"]
     with torch.no_grad():
