@@ -30,11 +30,13 @@ demo: $(STAMP) system-base
 corpus: $(STAMP) system-corpus
 	$(PY) scripts/build_corpus.py --out data/corpus --hours 10 --workers 2
 
+# All stages of hylac-tiny in order (scripts/train_tiny.sh); NPROC=2 runs each under torchrun.
+NPROC ?= 1
 train: $(STAMP)
-	$(PY) -m codec train --config configs/tiny.yaml --resume
+	NPROC=$(NPROC) PY=$(PY) scripts/train_tiny.sh
 
 ship: $(STAMP)
-	$(PY) -m codec export runs/hylac-tiny/checkpoints/$$(cat runs/hylac-tiny/checkpoints/latest) codec/pretrained/hylac-tiny
+	$(PY) -m codec export runs/hylac-tiny-sf-decoder/checkpoints/$$(cat runs/hylac-tiny-sf-decoder/checkpoints/latest) codec/pretrained/hylac-tiny --overwrite
 
 latents: $(STAMP)
 	$(PY) -m codec encode-manifest data/corpus/manifest.jsonl --out data/latents --model hylac-tiny

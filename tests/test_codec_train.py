@@ -197,15 +197,15 @@ def test_codec_recipes_load_and_stage_two_matches_stage_one() -> None:
     from codec.configfile import load_config
     from codec.train import SCHEMA
 
-    names = ("tiny.yaml", "base.yaml", "tiny_decoder.yaml", "tiny_harmonic.yaml", "tiny_source_filter.yaml")
+    names = ("tiny.yaml", "base.yaml", "tiny_decoder.yaml", "tiny_harmonic.yaml", "tiny_source_filter.yaml",
+             "tiny_source_filter_decoder.yaml")
     loaded = {name: load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA}) for name in names}
     tiny, decoder = loaded["tiny.yaml"]["model"], loaded["tiny_decoder.yaml"]["model"]
     shape_keys = ("dim", "num_heads", "mlp_ratio", "encoder_layers", "decoder_layers", "semantic_codebook_size",
                   "acoustic_dim", "acoustic_levels", "decoder_head")
     assert all(getattr(tiny, k) == getattr(decoder, k) for k in shape_keys)
-    # Stage 3 (the shipped model) is stage 2 with a new head: everything else must match.
+    # Stage 3 is stage 2 with a new head: everything else must match.
     shipped = loaded["tiny_source_filter.yaml"]
-    assert shipped["model"] == codec.load("hylac-tiny").config
     assert shipped["loss"].f0 > 0 and shipped["loss"].voicing > 0 and shipped["loss"].waveform == 0
     assert all(getattr(tiny, k) == getattr(shipped["model"], k) for k in shape_keys if k != "decoder_head")
     assert shipped["trainer"].init_skip == ["codec.decoder.out"]
@@ -220,3 +220,70 @@ def test_codec_recipes_load_and_stage_two_matches_stage_one() -> None:
     load_module_weights(codec.HybridCodec(harmonic["model"]), start, skip=["decoder.out"])
     assert loaded["tiny_decoder.yaml"]["trainer"].freeze == ["codec.encoder", "codec.semantic_vq"]
     assert decoder.semantic_vq_prob == decoder.acoustic_quantize_prob == 1.0
+    # Stage 4 (the shipped model) trains stage 3's decoder only: same model, latent space
+    # kept, quantized inputs.
+    stage4 = loaded["tiny_source_filter_decoder.yaml"]
+    assert stage4["model"] == codec.load("hylac-tiny").config
+    assert stage4["trainer"].freeze == ["codec.encoder", "codec.semantic_vq"] and not stage4["trainer"].init_skip
+    assert all(getattr(stage4["model"], k) == getattr(shipped["model"], k) for k in shape_keys)
+    assert stage4["model"].acoustic_quantize_prob == 1.0 and stage4["model"].acoustic_dither_prob == 0.0
+    assert stage4["loss"].f0 == shipped["loss"].f0 and stage4["loss"].voicing == shipped["loss"].voicing
+
+
+_FAKE_PYTHON = '''
+import sys, yaml
+from pathlib import Path
+args = sys.argv[1:]
+with open("calls.txt", "a") as f:
+    f.write(" ".join(args) + "\\n")
+if args[:3] == ["-m", "codec", "train"]:
+    sets = dict(a.split("=", 1) for a in args[args.index("--config") + 2:] if "=" in a)
+    cfg = yaml.safe_load(open(args[args.index("--config") + 1]))
+    out = Path(sets.get("trainer.out_dir", cfg["trainer"]["out_dir"]))
+    step = f"step_{int(sets.get('trainer.max_steps', cfg['trainer']['max_steps'])):07d}"
+    (out / "checkpoints" / step).mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints" / "latest").write_text(step)
+elif args[:3] == ["-m", "codec", "export"]:
+    Path(args[4]).mkdir(parents=True)
+    (Path(args[4]) / "config.json").write_text("{}")
+'''
+
+
+def test_train_tiny_script_chains_the_stages(tmp_path: Path) -> None:
+    """scripts/train_tiny.sh: every stage in order, each starting from the one before."""
+    fake = tmp_path / "python"
+    fake.write_text(f"#!{sys.executable}\n{_FAKE_PYTHON}")
+    fake.chmod(0o755)
+    (tmp_path / "configs").symlink_to(REPO / "configs")
+    env = {**os.environ, "PY": str(fake), "NPROC": "1"}
+
+    def run() -> list[str]:
+        subprocess.run(["bash", str(REPO / "scripts" / "train_tiny.sh"), "--set", "trainer.seed=1"], cwd=tmp_path,
+                       env=env, check=True, capture_output=True, text=True)
+        return (tmp_path / "calls.txt").read_text().splitlines()
+
+    calls = run()
+    trains = [c for c in calls if c.startswith("-m codec train")]
+    exports = [c.split()[3:] for c in calls if c.startswith("-m codec export")]
+    configs = [c.split("--config ")[1].split()[0] for c in trains]
+    assert configs == ["configs/tiny.yaml", "configs/tiny_decoder.yaml", "configs/tiny_source_filter.yaml",
+                       "configs/tiny_source_filter.yaml", "configs/tiny_source_filter_decoder.yaml"]
+    assert all("--resume" in c and c.endswith("--set trainer.seed=1") for c in trains)
+    assert [out for _, out in exports] == ["runs/hylac-tiny/export", "runs/hylac-tiny-decoder/export",
+                                           "runs/hylac-tiny-source-filter-2/export", "runs/hylac-tiny-sf-decoder/export"]
+    assert "trainer.init_from.teacher=runs/hylac-tiny/checkpoints/step_0003000/teacher.safetensors" in trains[2]
+    assert "trainer.init_from.codec=runs/hylac-tiny-source-filter/checkpoints/step_0002550" in trains[3]
+    # Each stage's start is the previous stage's export.
+    from codec import TrainerConfig
+    from codec.configfile import load_config
+    from codec.train import SCHEMA
+
+    def start(name: str) -> str:
+        return load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA})["trainer"].init_from["codec"]
+
+    assert start("tiny_decoder.yaml") == "runs/hylac-tiny/export"
+    assert start("tiny_source_filter.yaml") == "runs/hylac-tiny-decoder/export"
+    assert start("tiny_source_filter_decoder.yaml") == "runs/hylac-tiny-source-filter-2/export"
+    # Run again: every stage resumes (a finished one does nothing) and no export is redone.
+    again = run()[len(calls):]
+    assert len(again) == len(trains) and all(c.startswith("-m codec train") for c in again)

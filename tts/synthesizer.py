@@ -167,10 +167,13 @@ class Synthesizer:
 
         Each frame goes straight through the codec's streaming decoder, so the first
         chunk is out after one backbone pass and one flow solve; concatenated, the
-        chunks equal :meth:`generate`'s output for the same seed.
+        chunks equal :meth:`generate`'s output for the same seed (to float rounding).
+        The decoder steps run through the codec's TorchScript trace of a one-frame step
+        (``HybridCodec.streaming(trace_frames=1)``): the first stream of a loaded model
+        builds it (about a second), later streams reuse it.
         """
         frames = self._frames(text, lang, voice, sample_rate, sampling, seed)
-        with self.codec.streaming(1):
+        with self.codec.streaming(1, trace_frames=1):
             for frame in frames:
                 yield self.codec.decode_chunk(frame.to(self.device))[0, 0].cpu()
 
