@@ -45,7 +45,7 @@ train-tts: $(STAMP)
 	$(PY) -m tts train --config configs/tts_tiny.yaml --resume
 
 ship-tts: $(STAMP)
-	$(PY) -m tts export runs/tts-tiny/checkpoints/$$(cat runs/tts-tiny/checkpoints/latest) tts/pretrained/hylac-tts-tiny
+	$(PY) -m tts export runs/tts-tiny/checkpoints/$$(cat runs/tts-tiny/checkpoints/latest) tts/pretrained/hylac-tts-tiny --overwrite
 
 bench: $(STAMP) system-bench
 	$(PY) benchmarks/codec_quality.py --out benchmarks/results

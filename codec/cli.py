@@ -269,6 +269,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", help="folder to write config.json + model.safetensors into")
     p.add_argument("--dtype", choices=("float16", "float32"), default="float16",
                    help="weight precision on disk (default: float16; loading always gives float32)")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in the output folder")
 
 
 def _run_export(args: argparse.Namespace) -> int:
@@ -276,7 +277,10 @@ def _run_export(args: argparse.Namespace) -> int:
 
     if not os.path.isdir(args.checkpoint):
         raise UsageError(f"checkpoint folder {args.checkpoint!r} does not exist")
-    folder = export(args.checkpoint, args.output, dtype=getattr(torch, args.dtype))
+    try:
+        folder = export(args.checkpoint, args.output, dtype=getattr(torch, args.dtype), overwrite=args.overwrite)
+    except FileExistsError:
+        raise OutputWriteError(args.output, "it already holds a model; pass --overwrite to replace it") from None
     log.info("wrote %s", folder)
     return EXIT_OK
 

@@ -541,9 +541,10 @@ class HybridCodec(nn.Module):
         return CodecOutput(audio, vq.vector, vq, fsq.codes, f0, (measured, voiced), voicing)
 
     # ----------------------------------------------------------------- files
-    def save(self, folder: str | Path, dtype: torch.dtype = torch.float32) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created), atomically per file."""
-        return save_weights_folder(folder, self, self.config.to_dict(), dtype)
+    def save(self, folder: str | Path, dtype: torch.dtype = torch.float32, overwrite: bool = True) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created), atomically per file;
+        without ``overwrite`` a folder already holding a model is an error (FileExistsError)."""
+        return save_weights_folder(folder, self, self.config.to_dict(), dtype, overwrite)
 
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu") -> HybridCodec:

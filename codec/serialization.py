@@ -91,15 +91,21 @@ def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
 
 
 def save_weights_folder(
-    folder: str | Path, module: nn.Module, config: dict[str, Any], dtype: torch.dtype | None = None
+    folder: str | Path, module: nn.Module, config: dict[str, Any], dtype: torch.dtype | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write ``config.json`` (``config`` as JSON) and ``model.safetensors`` into ``folder`` (created).
 
     Each file is written atomically. ``dtype`` casts the floating-point tensors of the
-    state dict (None keeps them as they are); other tensors are stored unchanged.
+    state dict (None keeps them as they are); other tensors are stored unchanged. Without
+    ``overwrite``, a folder that already holds either file is left alone (FileExistsError).
     Returns ``folder``.
     """
     folder = Path(folder)
+    held = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if (folder / f).exists()]
+    if held and not overwrite:
+        raise FileExistsError(f"{folder} already holds a model ({', '.join(held)}); replace it with "
+                              "overwrite=True (--overwrite on the command line)")
     folder.mkdir(parents=True, exist_ok=True)
     state = {
         k: (v.detach().to("cpu", dtype) if dtype is not None and v.is_floating_point() else v.detach().cpu())

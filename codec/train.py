@@ -181,6 +181,10 @@ def load_checkpoint(checkpoint_dir: str | Path, device: str | torch.device = "cp
     return model.to(device).eval()
 
 
-def export(checkpoint_dir: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.float16) -> Path:
-    """Turn a training checkpoint folder into a loadable codec folder (config.json + model.safetensors)."""
-    return load_checkpoint(checkpoint_dir).save(out_dir, dtype=dtype)
+def export(checkpoint_dir: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.float16,
+           overwrite: bool = False) -> Path:
+    """Turn a training checkpoint folder into a loadable codec folder (config.json + model.safetensors).
+
+    A folder that already holds a model is replaced only with ``overwrite`` (FileExistsError otherwise).
+    """
+    return load_checkpoint(checkpoint_dir).save(out_dir, dtype=dtype, overwrite=overwrite)

@@ -17,6 +17,7 @@ import yaml
 from safetensors.torch import load_file
 
 import codec
+from codec import cli
 from codec.train import export, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,6 +82,14 @@ def test_train_validate_checkpoint_and_export(tmp_path: Path, corpus: Path) -> N
     # The checkpoint folder itself loads too (float32, as trained): same as a float32 export.
     direct, exported = codec.load(ckpt), codec.load(export(ckpt, tmp_path / "fp32", dtype=torch.float32))
     assert direct.weights_hash == exported.weights_hash and not direct.training
+    # An exported model is replaced only on request, from the API and from the command line.
+    before = (folder / "model.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match="already holds a model"):
+        export(ckpt, folder, dtype=torch.float32)
+    assert cli.main(["export", str(ckpt), str(folder), "--dtype", "float32"]) == cli.EXIT_OUTPUT
+    assert (folder / "model.safetensors").read_bytes() == before
+    assert cli.main(["export", str(ckpt), str(folder), "--dtype", "float32", "--overwrite"]) == cli.EXIT_OK
+    assert codec.load(folder).weights_hash == direct.weights_hash
 
 
 def test_resume_is_exact(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:

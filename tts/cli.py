@@ -56,7 +56,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .train import export_checkpoint
 
-    print(export_checkpoint(args.checkpoint, args.out))
+    print(export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite))
     return 0
 
 
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="turn a training checkpoint into a model folder for tts.load")
     e.add_argument("checkpoint", help="checkpoint folder, e.g. runs/tts/checkpoints/step_0020000")
     e.add_argument("out", help="model folder to write")
+    e.add_argument("--overwrite", action="store_true", help="replace a model already in that folder")
     e.set_defaults(func=_export)
     return parser
 
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, TypeError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
         print(f"hylac-tts {args.command}: error: {e}", file=sys.stderr)
         return 1
 

@@ -269,9 +269,10 @@ class TTSModel(nn.Module):
         return sampler.sample(self.flow_head, h, x0)
 
     # ----------------------------------------------------------------- files
-    def save(self, folder: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created), atomically per file."""
-        return save_weights_folder(folder, self, self.config.to_dict())
+    def save(self, folder: str | Path, overwrite: bool = True) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (created), atomically per file;
+        without ``overwrite`` a folder already holding a model is an error (FileExistsError)."""
+        return save_weights_folder(folder, self, self.config.to_dict(), overwrite=overwrite)
 
     @classmethod
     def from_folder(cls, folder: str | Path, device: str | torch.device = "cpu") -> TTSModel:

@@ -117,8 +117,9 @@ def train(config_path: str | Path | None, overrides: Sequence[str] = (), resume:
     return run_training(lambda c: TTSTask(c["model"], c["data"]), config_path, overrides, resume, SCHEMA)
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
-    """Turn a training checkpoint folder (``.../checkpoints/step_N``) into a model folder for ``tts.load``."""
+def export_checkpoint(checkpoint: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """Turn a training checkpoint folder (``.../checkpoints/step_N``) into a model folder for ``tts.load``;
+    a folder already holding a model is replaced only with ``overwrite`` (FileExistsError otherwise)."""
     import yaml
 
     checkpoint = Path(checkpoint)
@@ -130,4 +131,4 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
         raise ValueError(f"{checkpoint / 'config.yaml'}: no 'model' section")
     model = TTSModel(TTSConfig.from_dict(run["model"]))
     load_model(model, str(checkpoint / "tts.safetensors"), strict=True)
-    return model.save(out)
+    return model.save(out, overwrite=overwrite)
