@@ -592,10 +592,20 @@ class SourceFilterHead(StreamingModule):
     def step(self, x: Tensor, state: Tensor, f0: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One call's steps; ``f0 [B, T]`` (Hz), when given, drives the pulses instead of the
         predicted F0 (training with pitch targets, see ``CodecConfig.f0_forcing_prob``)."""
-        b, t, _ = x.shape
-        h, c = self.hop, self._controls_dim
         predicted, ctl, _ = self.controls(x)
-        f0 = (predicted if f0 is None else f0.float()).detach()
+        out, new_state = self.synthesize(predicted if f0 is None else f0, ctl, state)
+        return out.to(x.dtype), new_state
+
+    def synthesize(self, f0: Tensor, ctl: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """Pulses at ``f0 [B, T]`` (Hz, not differentiated) and noise through the filters of
+        ``ctl [B, T, bands + voicing_bands]`` (as :meth:`controls` gives them), from ``state``
+        -> float32 audio ``[B, 1, T * hop]`` and the next state. :meth:`step` without the
+        network: controls set from outside (fitted to a recording, edited) render the same way."""
+        h, c = self.hop, self._controls_dim
+        if ctl.dim() != 3 or ctl.shape[-1] != c or f0.shape != ctl.shape[:2]:
+            raise ValueError(f"expected f0 [B, T] and controls [B, T, {c}], got {tuple(f0.shape)} and {tuple(ctl.shape)}")
+        b, t, _ = ctl.shape
+        f0, ctl = f0.float().detach(), ctl.float()
         prev_f0 = torch.cat([state[:, 1:2], f0[:, :-1]], dim=1)
         prev_f0 = torch.where(prev_f0 > 0, prev_f0, f0)  # the very first step has no predecessor
         f0_n = (prev_f0[:, :, None] + (f0 - prev_f0)[:, :, None] * self.ramp).reshape(b, t * h)
@@ -606,7 +616,7 @@ class SourceFilterHead(StreamingModule):
         # Each step filters the last `size` samples of excitation: the history and its own hop.
         tail = self.size - h
         position = state[:, 2:3].long()
-        noise = self.noise[(position - tail + torch.arange(tail + t * h, device=x.device)) % self.TABLE]
+        noise = self.noise[(position - tail + torch.arange(tail + t * h, device=ctl.device)) % self.TABLE]
         exc_all = torch.cat([state[:, 3 + c:], pulses], dim=1)
         exc_pulses = exc_all.unfold(1, self.size, h)  # [B, T, size]
         exc_noise = noise.unfold(1, self.size, h)
@@ -620,4 +630,4 @@ class SourceFilterHead(StreamingModule):
             cycles[:, -1:].float(), f0[:, -1:], (position + t * h).remainder(self.TABLE).float(),
             ctl[:, -1], exc_all[:, exc_all.shape[1] - tail:],
         ], dim=1)
-        return out.to(x.dtype), new_state
+        return out, new_state

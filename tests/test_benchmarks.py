@@ -354,3 +354,47 @@ def test_tts_eval_quick_end_to_end(tmp_path: Path) -> None:
     md = (out / "tts_eval.md").read_text()
     assert "ground truth through the codec" in md and "## Sampler sweep" in md
     assert (out / "tts_eval.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ----------------------------------------------------------------- decoder ceiling
+
+
+def test_decoder_ceiling_fits_lower_the_loss_and_report(tmp_path: Path) -> None:
+    from benchmarks import decoder_ceiling as DC
+
+    torch.manual_seed(0)
+    folder = tmp_path / "sf-codec"
+    codec.HybridCodec(codec.CodecConfig.tiny(decoder_head="source_filter")).save(folder)
+    model = codec.load(folder).eval()
+    clip = codec_quality.Clip("c", tmp_path / "c.wav", speechlike(0.64, sr=24000), 24000, "en")
+    loss_fn = DC.ReconstructionLoss(DC.LossConfig())
+    p = DC.prepare(model, clip)
+    assert p.audio.shape[-1] == 8 * codec.FRAME_SIZE and p.f0.shape == p.voiced.shape == (1, 64)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ctl, losses = DC.fit_controls(model, p, measured_f0=True, steps=15, loss_fn=loss_fn)
+    assert ctl.shape[:2] == (1, 64) and losses[1] < losses[0]
+    fitted, mels = DC.fit_decoder(model, [p], steps=8, loss_fn=loss_fn)
+    assert mels[1] < mels[0]
+    # Fitting touches neither the model's weights nor its output.
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with torch.no_grad():
+        assert not torch.equal(DC.render(fitted, p, False), DC.render(model, p, False))
+
+    out = tmp_path / "results"
+    data = tmp_path / "clips"
+    _write_clips(data)
+    assert DC.main(["--model", str(folder), "--data", str(data), "--clips", "1", "--control-steps", "2",
+                    "--decoder-steps", "1", "--out", str(out)]) == 0
+    result = json.loads((out / "decoder_ceiling.json").read_text())
+    assert set(result["means"]) == set(DC.SYSTEMS) and len(result["clips"]) == 1
+    assert all(math.isfinite(v) for s in result["means"].values() for v in s.values())
+    assert "| fitted decoder |" in (out / "decoder_ceiling.md").read_text()
+
+
+def test_decoder_ceiling_needs_a_source_filter_model(tmp_path: Path, tiny_model_dir: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import decoder_ceiling as DC
+
+    with pytest.raises(SystemExit):
+        DC.main(["--model", str(tiny_model_dir), "--out", str(tmp_path)])
+    assert "source-filter model" in capsys.readouterr().err
