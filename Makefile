@@ -51,6 +51,7 @@ bench: $(STAMP) system-bench
 	$(PY) benchmarks/codec_quality.py --out benchmarks/results
 	$(PY) benchmarks/codec_speed.py --out benchmarks/results
 	$(PY) benchmarks/tts_eval.py --out benchmarks/results
+	$(PY) benchmarks/decoder_ceiling.py --out benchmarks/results/decoder_ceiling
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check codec tts tests benchmarks scripts
