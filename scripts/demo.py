@@ -1,8 +1,10 @@
 """`make demo`: round-trip the bundled clips through hylac-tiny and speak one sentence per language.
 
 Writes ``OUT/<clip>.wav`` (decoded) next to ``OUT/<clip>_original.wav`` and prints bitrate,
-PESQ-WB and STOI per clip, for the bundled clips and the real human voice of alsa-utils where
-it is installed; then, when the TTS model is shipped, ``OUT/tts_<lang>.wav``.
+PESQ-WB and STOI per clip, for the bundled corpus clips (one held-out synthetic voice per
+language) and the bundled real human recordings (public-domain LibriVox, ``codec/assets/real``);
+then, when the TTS model is shipped, ``OUT/tts_<lang>.wav`` with the held-out corpus voices and
+``OUT/tts_real_en.wav`` with the real voice as the prompt.
 """
 
 from __future__ import annotations
@@ -20,11 +22,7 @@ import codec
 from codec import metrics
 
 ASSETS = Path(codec.__file__).parent / "assets"
-
-
-# A real human voice most Debian systems have: the speaker-test recordings of alsa-utils
-# (GPL-2, so used where installed rather than bundled). The corpus voices are synthetic.
-SYSTEM_SPEECH = Path("/usr/share/sounds/alsa")
+REAL = ASSETS / "real"  # public-domain recordings of one human reader (the corpus is synthetic)
 
 
 def round_trip(model: codec.HybridCodec, path: Path, name: str, lang: str, out: Path) -> None:
@@ -47,22 +45,22 @@ def round_trip(model: codec.HybridCodec, path: Path, name: str, lang: str, out: 
     print(f"{name:<28} {lang:<4} {latents.duration:5.1f} {model.bitrate / 1000:5.2f} {pesq:7.2f} {stoi:5.2f} {rtf:6.3f}")
 
 
+def read_manifest(manifest: Path) -> list[dict]:
+    return [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def codec_demo(model_name: str, out: Path) -> None:
     model = codec.load(model_name)
-    manifest = ASSETS / "manifest.jsonl"
-    entries = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip()]
+    synthetic, real = read_manifest(ASSETS / "manifest.jsonl"), read_manifest(REAL / "manifest.jsonl")
     print(f"codec {model.name}: {model.bitrate / 1000:.2f} kbps "
-          f"({model.frame_rate} Hz x (13 + 36 x log2(21)) bits), {len(entries)} clips -> {out}/")
+          f"({model.frame_rate} Hz x (13 + 36 x log2(21)) bits), {len(synthetic) + len(real)} clips -> {out}/")
     print(f"{'clip':<28} {'lang':<4} {'sec':>5} {'kbps':>5} {'PESQ-WB':>7} {'STOI':>5} {'RTF':>6}")
-    for e in entries:
+    print("held-out corpus voices (synthetic):")
+    for e in synthetic:
         round_trip(model, ASSETS / e["path"], Path(e["path"]).stem, e.get("lang", "?"), out)
-    real = sorted(p for p in SYSTEM_SPEECH.glob("*.wav") if p.stem != "Noise")
-    if real:
-        print(f"real human speech found on this machine ({SYSTEM_SPEECH}, alsa-utils, not bundled):")
-        for path in real:
-            round_trip(model, path, f"alsa_{path.stem}", "en", out)
-    else:
-        print(f"no real human recording on this machine ({SYSTEM_SPEECH}: install alsa-utils)")
+    print("real human speech (LibriVox, public domain; 16 kHz MP3-sourced, so band-limited to 8 kHz):")
+    for e in real:
+        round_trip(model, REAL / e["path"], Path(e["path"]).stem, e.get("lang", "?"), out)
 
 
 def tts_demo(out: Path) -> None:
@@ -76,6 +74,9 @@ def tts_demo(out: Path) -> None:
     synth = tts.load("hylac-tts-tiny")
     files = speak_demo(synth, ASSETS / "manifest.jsonl", out, split="test")
     print(f"tts: wrote {len(files)} sentences (one per language, held-out voice prompts): "
+          + ", ".join(p.name for p in files))
+    files = speak_demo(synth, REAL / "manifest.jsonl", out, split="real", prefix="tts_real")
+    print("tts: the English sentence again with the real human voice as the prompt: "
           + ", ".join(p.name for p in files))
 
 

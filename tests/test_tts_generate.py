@@ -229,6 +229,9 @@ def test_cli_demo_speaks_each_language_with_a_held_out_voice(model_dir, tmp_path
     written = _quiet(tts.demo.speak_demo, synth, corpus / "manifest.jsonl", tmp_path / "out", sampling=sampling)
     assert sorted(p.name for p in written) == ["tts_de.wav", "tts_en.wav", "tts_fr.wav"]
     assert (tmp_path / "out" / "tts_en_prompt.wav").is_file()
+    written = _quiet(tts.demo.speak_demo, synth, corpus / "manifest.jsonl", tmp_path / "out", sampling=sampling,
+                     prefix="tts_real")
+    assert sorted(p.name for p in written) == ["tts_real_de.wav", "tts_real_en.wav", "tts_real_fr.wav"]
     rc = _quiet(main, ["demo", "--model", model_dir, "--corpus", str(corpus / "manifest.jsonl"),
                        "--out", str(tmp_path / "out2"), "--split", "train", "--max-seconds", "0.4"])
     assert rc == 0 and (tmp_path / "out2" / "tts_it.wav").is_file()

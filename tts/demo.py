@@ -44,9 +44,9 @@ def held_out_voices(manifest: str | Path, split: str = "test") -> dict[str, Path
 
 
 def speak_demo(synth: Synthesizer, manifest: str | Path, out: str | Path, split: str = "test",
-               sampling: SamplingConfig | None = None, seed: int = 0) -> list[Path]:
-    """Write ``out/tts_<lang>.wav`` (and the prompt as ``out/tts_<lang>_prompt.wav``) for every
-    language that has a held-out voice; returns the generated files."""
+               sampling: SamplingConfig | None = None, seed: int = 0, prefix: str = "tts") -> list[Path]:
+    """Write ``out/<prefix>_<lang>.wav`` (and the prompt as ``out/<prefix>_<lang>_prompt.wav``)
+    for every language that has a voice in ``split``; returns the generated files."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     voices = held_out_voices(manifest, split)
@@ -55,10 +55,10 @@ def speak_demo(synth: Synthesizer, manifest: str | Path, out: str | Path, split:
         if lang not in voices:
             continue
         audio = synth.generate(sentence, lang, voices[lang], sampling=sampling, seed=seed)
-        path = out / f"tts_{lang}.wav"
+        path = out / f"{prefix}_{lang}.wav"
         sf.write(str(path), audio.numpy(), synth.sample_rate)
         data, sr = sf.read(str(voices[lang]), dtype="float32")
-        sf.write(str(out / f"tts_{lang}_prompt.wav"), data, sr)
+        sf.write(str(out / f"{prefix}_{lang}_prompt.wav"), data, sr)
         written.append(path)
     return written
 
