@@ -36,7 +36,7 @@ train: $(STAMP)
 	NPROC=$(NPROC) PY=$(PY) scripts/train_tiny.sh
 
 ship: $(STAMP)
-	$(PY) -m codec export runs/hylac-tiny-sf-decoder/checkpoints/$$(cat runs/hylac-tiny-sf-decoder/checkpoints/latest) codec/pretrained/hylac-tiny --overwrite
+	$(PY) -m codec export runs/hylac-tiny-sf-envelope-2/checkpoints/$$(cat runs/hylac-tiny-sf-envelope-2/checkpoints/latest) codec/pretrained/hylac-tiny --overwrite
 
 latents: $(STAMP)
 	$(PY) -m codec encode-manifest data/corpus/manifest.jsonl --out data/latents --model hylac-tiny

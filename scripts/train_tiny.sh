@@ -51,3 +51,9 @@ export_run runs/hylac-tiny-source-filter-2
 # 4: decoder only again, on the whole corpus.
 train configs/tiny_source_filter_decoder.yaml
 export_run runs/hylac-tiny-sf-decoder
+# 5: decoder only with the band-envelope loss, in two phases (weight 20, then 40).
+train configs/tiny_source_filter_envelope.yaml
+envelope1="$(latest runs/hylac-tiny-sf-envelope)"
+train configs/tiny_source_filter_envelope.yaml --set trainer.out_dir=runs/hylac-tiny-sf-envelope-2 \
+    --set "trainer.init_from.codec=$envelope1" --set loss.envelope=40.0 --set trainer.max_steps=2400
+export_run runs/hylac-tiny-sf-envelope-2

@@ -207,7 +207,7 @@ def test_codec_recipes_load_and_stage_two_matches_stage_one() -> None:
     from codec.train import SCHEMA
 
     names = ("tiny.yaml", "base.yaml", "tiny_decoder.yaml", "tiny_harmonic.yaml", "tiny_source_filter.yaml",
-             "tiny_source_filter_decoder.yaml")
+             "tiny_source_filter_decoder.yaml", "tiny_source_filter_envelope.yaml")
     loaded = {name: load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA}) for name in names}
     tiny, decoder = loaded["tiny.yaml"]["model"], loaded["tiny_decoder.yaml"]["model"]
     shape_keys = ("dim", "num_heads", "mlp_ratio", "encoder_layers", "decoder_layers", "semantic_codebook_size",
@@ -229,14 +229,18 @@ def test_codec_recipes_load_and_stage_two_matches_stage_one() -> None:
     load_module_weights(codec.HybridCodec(harmonic["model"]), start, skip=["decoder.out"])
     assert loaded["tiny_decoder.yaml"]["trainer"].freeze == ["codec.encoder", "codec.semantic_vq"]
     assert decoder.semantic_vq_prob == decoder.acoustic_quantize_prob == 1.0
-    # Stage 4 (the shipped model) trains stage 3's decoder only: same model, latent space
-    # kept, quantized inputs.
+    # Stage 4 trains stage 3's decoder only: same model, latent space kept, quantized inputs.
     stage4 = loaded["tiny_source_filter_decoder.yaml"]
-    assert stage4["model"] == codec.load("hylac-tiny").config
     assert stage4["trainer"].freeze == ["codec.encoder", "codec.semantic_vq"] and not stage4["trainer"].init_skip
     assert all(getattr(stage4["model"], k) == getattr(shipped["model"], k) for k in shape_keys)
     assert stage4["model"].acoustic_quantize_prob == 1.0 and stage4["model"].acoustic_dither_prob == 0.0
     assert stage4["loss"].f0 == shipped["loss"].f0 and stage4["loss"].voicing == shipped["loss"].voicing
+    # Stage 5 (the shipped model) is stage 4 from its export, with the band-envelope loss.
+    stage5 = loaded["tiny_source_filter_envelope.yaml"]
+    assert stage5["model"] == stage4["model"] == codec.load("hylac-tiny").config
+    assert stage5["trainer"].freeze == stage4["trainer"].freeze and not stage5["trainer"].init_skip
+    assert stage5["loss"].envelope > 0 and stage4["loss"].envelope == 0
+    assert stage5["loss"].f0 == stage4["loss"].f0 and stage5["loss"].voicing == stage4["loss"].voicing
 
 
 _FAKE_PYTHON = '''
@@ -276,12 +280,16 @@ def test_train_tiny_script_chains_the_stages(tmp_path: Path) -> None:
     exports = [c.split()[3:] for c in calls if c.startswith("-m codec export")]
     configs = [c.split("--config ")[1].split()[0] for c in trains]
     assert configs == ["configs/tiny.yaml", "configs/tiny_decoder.yaml", "configs/tiny_source_filter.yaml",
-                       "configs/tiny_source_filter.yaml", "configs/tiny_source_filter_decoder.yaml"]
+                       "configs/tiny_source_filter.yaml", "configs/tiny_source_filter_decoder.yaml",
+                       "configs/tiny_source_filter_envelope.yaml", "configs/tiny_source_filter_envelope.yaml"]
     assert all("--resume" in c and c.endswith("--set trainer.seed=1") for c in trains)
     assert [out for _, out in exports] == ["runs/hylac-tiny/export", "runs/hylac-tiny-decoder/export",
-                                           "runs/hylac-tiny-source-filter-2/export", "runs/hylac-tiny-sf-decoder/export"]
+                                           "runs/hylac-tiny-source-filter-2/export", "runs/hylac-tiny-sf-decoder/export",
+                                           "runs/hylac-tiny-sf-envelope-2/export"]
     assert "trainer.init_from.teacher=runs/hylac-tiny/checkpoints/step_0003000/teacher.safetensors" in trains[2]
     assert "trainer.init_from.codec=runs/hylac-tiny-source-filter/checkpoints/step_0002550" in trains[3]
+    assert "trainer.init_from.codec=runs/hylac-tiny-sf-envelope/checkpoints/step_0001200" in trains[6]
+    assert "loss.envelope=40.0" in trains[6] and "trainer.out_dir=runs/hylac-tiny-sf-envelope-2" in trains[6]
     # Each stage's start is the previous stage's export.
     from codec import TrainerConfig
     from codec.configfile import load_config
@@ -293,6 +301,7 @@ def test_train_tiny_script_chains_the_stages(tmp_path: Path) -> None:
     assert start("tiny_decoder.yaml") == "runs/hylac-tiny/export"
     assert start("tiny_source_filter.yaml") == "runs/hylac-tiny-decoder/export"
     assert start("tiny_source_filter_decoder.yaml") == "runs/hylac-tiny-source-filter-2/export"
+    assert start("tiny_source_filter_envelope.yaml") == "runs/hylac-tiny-sf-decoder/export"
     # Run again: every stage resumes (a finished one does nothing) and no export is redone.
     again = run()[len(calls):]
     assert len(again) == len(trains) and all(c.startswith("-m codec train") for c in again)
