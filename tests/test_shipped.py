@@ -66,10 +66,7 @@ def test_bundled_real_recordings_round_trip() -> None:
     wav, sr = sf.read(str(folder / shortest["path"]), dtype="float32")
     out = model.decode(model.encode(torch.from_numpy(wav), sr))[0, 0]
     assert out.shape == (round(len(wav) * 24000 / sr),)
-    ref = torch.from_numpy(wav)
-    import torchaudio.functional as AF
-
-    ref = AF.resample(ref, sr, 24000).numpy()
+    ref = metrics.resample(wav, sr, 24000)
     # Another utterance scores about 0.2 and white noise 0.45; hylac-tiny about 0.65 here.
     assert metrics.stoi(ref, out.numpy(), 24000) > 0.5
 
