@@ -4,15 +4,28 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# Extra pip arguments for torch alone, e.g. a CPU-only build on a machine without a GPU:
+#   make test TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test bench corpus train train-tts latents ship ship-tts lint clean system-base system-bench system-corpus
+.PHONY: demo test bench corpus train train-tts latents ship ship-tts lint lock clean system-base system-bench system-corpus
 
-$(STAMP): pyproject.toml
+# Everything from the lock, exactly (no resolution against today's releases), then the
+# project itself without dependencies; the check fails with one clear line if the stack
+# does not load.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[eval,dev,corpus]'
+	$(PY) -m pip install -q $(TORCH_PIP_ARGS) "$$(grep -m1 '^torch==' $(LOCK))"
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) scripts/check_install.py
 	touch $(STAMP)
+
+# Re-resolve pyproject.toml's dependencies and rewrite the lock (then commit it).
+lock:
+	scripts/lock.sh
 
 system-base:
 	scripts/setup_system.sh base

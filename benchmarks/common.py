@@ -58,12 +58,6 @@ def environment_info() -> dict[str, Any]:
         # Other processes competing for the CPUs distort timings; record how busy it was.
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
-    try:
-        import torchaudio
-
-        info["torchaudio"] = torchaudio.__version__
-    except ImportError:
-        info["torchaudio"] = None
     return info
 
 

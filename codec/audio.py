@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torchaudio.functional as AF
 from torch import Tensor
 
+from .audio_io import resample
 from .latents import SAMPLE_RATE
 
 
@@ -37,5 +37,6 @@ def prepare_waveform(wav: Tensor, sample_rate: int, target_rate: int = SAMPLE_RA
     if wav.shape[1] > 1:
         wav = wav.mean(dim=1, keepdim=True)
     if sample_rate != target_rate:
-        wav = AF.resample(wav, sample_rate, target_rate)
+        # The same resampler as the file readers, so a file and its samples give the same codes.
+        wav = torch.from_numpy(resample(wav.cpu().numpy(), sample_rate, target_rate)).to(wav.device)
     return wav

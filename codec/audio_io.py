@@ -183,6 +183,24 @@ def _load_librosa(path: Path) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
+def resample(x: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+    """The project's one resampler (soxr, HQ): ``[..., N]`` float array at ``in_rate`` ->
+    ``[..., output_length(N)]`` float32 at ``out_rate``, channel by channel.
+
+    :class:`AudioReader` runs the same resampler block by block (``soxr.ResampleStream``),
+    which gives the same samples as this one-shot call on the whole signal.
+    """
+    for name, rate in (("in_rate", in_rate), ("out_rate", out_rate)):
+        if isinstance(rate, bool) or not isinstance(rate, int | np.integer) or rate <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {rate!r}")
+    x = np.asarray(x, dtype=np.float32)
+    if in_rate == out_rate:
+        return x
+    flat = x.reshape(-1, x.shape[-1])
+    out = [soxr.resample(row, int(in_rate), int(out_rate), quality="HQ") for row in flat]
+    return np.stack(out).reshape(*x.shape[:-1], -1).astype(np.float32, copy=False)
+
+
 def output_length(num_samples: int, in_rate: int, out_rate: int) -> int:
     """Samples after resampling ``num_samples`` from ``in_rate`` to ``out_rate`` (what soxr produces)."""
     if in_rate == out_rate:

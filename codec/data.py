@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
+from codec.audio_io import resample
 from codec.phonemes import phoneme_ids, phonemize
 
 SAMPLE_RATE = 24000
@@ -367,7 +367,7 @@ class AudioDataset(torch.utils.data.Dataset):
             raise AudioFileError(f"audio file {path} has no samples")
         wav = torch.from_numpy(data.T.mean(axis=0, keepdims=True).copy())  # [1, N]
         if sr != self.sample_rate:
-            wav = AF.resample(wav, sr, self.sample_rate)
+            wav = torch.from_numpy(resample(wav.numpy(), sr, self.sample_rate))
         if crop is not None:
             wav = wav[:, :crop]
         return wav, cropped

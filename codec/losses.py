@@ -6,14 +6,11 @@ codec losses, so there is exactly one definition of a training step.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
-from audiotools import AudioSignal
-from audiotools.metrics.spectral import MelSpectrogramLoss, MultiScaleSTFTLoss
 from torch import Tensor, nn
 
 from .discriminator import (
@@ -83,26 +80,77 @@ class Optimize(Protocol):
     def step(self, name: str, loss: Tensor) -> object: ...
 
 
+def _stft_magnitude(x: Tensor, window: Tensor) -> Tensor:
+    """``[B, 1, N]`` -> ``[B, bins, frames]`` magnitudes, hop a quarter window, centred frames."""
+    n = window.shape[0]
+    return torch.stft(x[:, 0].float(), n, n // 4, window=window, center=True, pad_mode="reflect",
+                      return_complex=True).abs()
+
+
+class MultiScaleMelLoss(nn.Module):
+    """DAC-style multi-scale log-mel L1: for each ``(window, bins)`` scale, the mean
+    ``|log10 max(mel, eps) - log10 max(mel_ref, eps)|`` of magnitude mel spectrograms
+    (Hann window, hop a quarter window, Slaney mel filters from 0 Hz to Nyquist); summed
+    over scales. ``[B, 1, N]`` x 2 -> scalar."""
+
+    def __init__(self, windows: tuple[int, ...], bins: tuple[int, ...], sample_rate: int = SAMPLE_RATE,
+                 eps: float = 1e-5) -> None:
+        super().__init__()
+        import librosa
+
+        self.eps = eps
+        self.windows = tuple(windows)
+        for w, m in zip(windows, bins, strict=True):
+            fb = librosa.filters.mel(sr=sample_rate, n_fft=w, n_mels=m, fmin=0.0, fmax=sample_rate / 2)
+            self.register_buffer(f"fb{w}", torch.from_numpy(fb).float(), persistent=False)
+            self.register_buffer(f"win{w}", torch.hann_window(w), persistent=False)
+
+    def forward(self, estimate: Tensor, reference: Tensor) -> Tensor:
+        total = estimate.new_zeros((), dtype=torch.float32)
+        with torch.autocast(estimate.device.type, enabled=False):
+            for w in self.windows:
+                fb, win = getattr(self, f"fb{w}"), getattr(self, f"win{w}")
+                x = (fb @ _stft_magnitude(estimate, win)).clamp_min(self.eps).log10()
+                y = (fb @ _stft_magnitude(reference, win)).clamp_min(self.eps).log10()
+                total = total + (x - y).abs().mean()
+        return total
+
+
+class MultiScaleSTFTLoss(nn.Module):
+    """L1 of log magnitudes plus L1 of magnitudes of STFTs at several window lengths, summed.
+    ``[B, 1, N]`` x 2 -> scalar."""
+
+    def __init__(self, windows: tuple[int, ...], eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.windows = tuple(windows)
+        for w in windows:
+            self.register_buffer(f"win{w}", torch.hann_window(w), persistent=False)
+
+    def forward(self, estimate: Tensor, reference: Tensor) -> Tensor:
+        total = estimate.new_zeros((), dtype=torch.float32)
+        with torch.autocast(estimate.device.type, enabled=False):
+            for w in self.windows:
+                win = getattr(self, f"win{w}")
+                x, y = _stft_magnitude(estimate, win), _stft_magnitude(reference, win)
+                log = (x.clamp_min(self.eps).log10() - y.clamp_min(self.eps).log10()).abs().mean()
+                total = total + log + (x - y).abs().mean()
+        return total
+
+
 class ReconstructionLoss(nn.Module):
-    """Multi-scale mel L1 (log mel, DAC-style) and multi-scale STFT L1 between two ``[B, 1, N]``
-    signals (``forward``), and the band-envelope loss (``envelope``)."""
+    """Multi-scale mel L1 and multi-scale STFT L1 between two ``[B, 1, N]`` signals
+    (``forward``), and the band-envelope loss (``envelope``)."""
 
     def __init__(self, cfg: LossConfig) -> None:
         super().__init__()
-        self.mel = MelSpectrogramLoss(n_mels=list(cfg.mel_bins), window_lengths=list(cfg.mel_windows),
-                                      mag_weight=0.0, pow=1.0, clamp_eps=1e-5,
-                                      mel_fmin=[0.0] * len(cfg.mel_bins), mel_fmax=[None] * len(cfg.mel_bins))
-        self.stft = MultiScaleSTFTLoss(window_lengths=list(cfg.stft_windows))
+        self.mel = MultiScaleMelLoss(cfg.mel_windows, cfg.mel_bins)
+        self.stft = MultiScaleSTFTLoss(cfg.stft_windows)
         self.envelope = BandEnvelopeLoss()
 
     def forward(self, estimate: Tensor, reference: Tensor, with_stft: bool = True) -> tuple[Tensor, Tensor]:
-        x = AudioSignal(estimate.float(), SAMPLE_RATE)
-        y = AudioSignal(reference.float(), SAMPLE_RATE)
-        with warnings.catch_warnings():
-            # audiotools notes every STFT whose frame count was rounded; that is expected here.
-            warnings.filterwarnings("ignore", message="stft_data changed shape")
-            stft = self.stft(x, y) if with_stft else estimate.new_zeros(())
-            return self.mel(x, y), stft
+        stft = self.stft(estimate, reference) if with_stft else estimate.new_zeros(())
+        return self.mel(estimate, reference), stft
 
 
 class BandEnvelopeLoss(nn.Module):

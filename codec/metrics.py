@@ -29,7 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torchaudio
+
+from .audio_io import resample as _resample
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -110,12 +111,12 @@ def _check_rate(sample_rate: int) -> int:
 
 
 def resample(x: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
-    """Band-limited resampling of a 1-D array `[N] -> [N * new_sr / orig_sr]`."""
+    """Band-limited resampling of a 1-D array `[N] -> [N * new_sr / orig_sr]` (float64), with
+    the codec's one resampler (`codec.audio_io.resample`)."""
     orig_sr, new_sr = _check_rate(orig_sr), _check_rate(new_sr)
     if orig_sr == new_sr:
         return x
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    return torchaudio.functional.resample(t, orig_sr, new_sr).to(torch.float64).numpy()
+    return _resample(x, orig_sr, new_sr).astype(np.float64)
 
 
 # ------------------------------------------------------------------------- alignment
@@ -236,16 +237,19 @@ def estoi(reference: ArrayLike, estimate: ArrayLike, sample_rate: int) -> float:
 
 
 @functools.lru_cache(maxsize=8)
-def _mel_transform(n_fft: int, n_mels: int) -> torchaudio.transforms.MelSpectrogram:
-    return torchaudio.transforms.MelSpectrogram(
-        sample_rate=MEL_SAMPLE_RATE,
-        n_fft=n_fft,
-        win_length=n_fft,
-        hop_length=n_fft // 4,
-        n_mels=n_mels,
-        power=1.0,
-        center=True,
-    )
+def _mel_filters(n_fft: int, n_mels: int) -> torch.Tensor:
+    """``[n_mels, n_fft // 2 + 1]`` triangular HTK-mel filters, 0 Hz to Nyquist, unnormalised."""
+    import librosa
+
+    fb = librosa.filters.mel(sr=MEL_SAMPLE_RATE, n_fft=n_fft, n_mels=n_mels, htk=True, norm=None)
+    return torch.from_numpy(fb.astype(np.float32))
+
+
+def _mel_magnitude(x: torch.Tensor, n_fft: int, n_mels: int) -> torch.Tensor:
+    """``[N]`` -> magnitude mel spectrogram ``[n_mels, frames]`` (hop ``n_fft / 4``, centred frames)."""
+    spec = torch.stft(x, n_fft, n_fft // 4, window=torch.hann_window(n_fft), center=True,
+                      pad_mode="reflect", return_complex=True).abs()
+    return _mel_filters(n_fft, n_mels) @ spec
 
 
 def mel_distance(
@@ -266,9 +270,8 @@ def mel_distance(
     distances = []
     with torch.no_grad():
         for n_fft, n_mels in scales:
-            mel = _mel_transform(int(n_fft), int(n_mels))
-            log_ref = torch.log10(mel(ref_t).clamp_min(1e-5))
-            log_est = torch.log10(mel(est_t).clamp_min(1e-5))
+            log_ref = torch.log10(_mel_magnitude(ref_t, int(n_fft), int(n_mels)).clamp_min(1e-5))
+            log_est = torch.log10(_mel_magnitude(est_t, int(n_fft), int(n_mels)).clamp_min(1e-5))
             distances.append(float((log_ref - log_est).abs().mean()))
     return float(np.mean(distances))
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
 from torch import Tensor, nn
 
+from .audio_io import resample
 from .latents import FRAME_SIZE, SAMPLE_RATE
 
 
@@ -84,7 +84,7 @@ class SSLTeacher(nn.Module):
     @torch.no_grad()
     def targets(self, wav: Tensor, num_frames: int) -> Tensor:
         """``[B, 1, N]`` 24 kHz audio -> ``[B, num_frames, teacher_dim]`` features at 12.5 Hz."""
-        x = AF.resample(wav[:, 0], SAMPLE_RATE, self.teacher_rate)
+        x = torch.from_numpy(resample(wav[:, 0].float().cpu().numpy(), SAMPLE_RATE, self.teacher_rate)).to(wav.device)
         x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True) + 1e-5)
         out = self.teacher(input_values=x, output_hidden_states=True)
         feats = out.hidden_states[self.layer]  # [B, T_teacher, C]

@@ -20,6 +20,7 @@ import torch
 
 import codec
 from codec import metrics
+from codec.audio_io import resample
 
 ASSETS = Path(codec.__file__).parent / "assets"
 REAL = ASSETS / "real"  # public-domain recordings of one human reader (the corpus is synthetic)
@@ -35,9 +36,7 @@ def round_trip(model: codec.HybridCodec, path: Path, name: str, lang: str, out: 
     rtf = (time.perf_counter() - start) / latents.duration
     ref = x.mean(0)  # the down-mixed input the codec saw
     if sr != model.sample_rate:
-        import torchaudio.functional as AF
-
-        ref = AF.resample(ref, sr, model.sample_rate)
+        ref = torch.from_numpy(resample(ref.numpy(), sr, model.sample_rate))
     sf.write(str(out / f"{name}_original.wav"), ref.numpy(), model.sample_rate)
     sf.write(str(out / f"{name}.wav"), y.numpy(), model.sample_rate)
     pesq = metrics.pesq_wb(ref.numpy(), y.numpy(), model.sample_rate)

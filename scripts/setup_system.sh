@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, when running as root and they are missing.
-#   scripts/setup_system.sh base     espeak-ng (phonemizer, test voices), alsa-utils (its
-#                                    speaker-test recordings: a real human voice for the demo)
+#   scripts/setup_system.sh base     espeak-ng (phonemizer, test voices)
 #   scripts/setup_system.sh bench    + opus-tools codec2 ffmpeg sox (classic codec baselines)
-#   scripts/setup_system.sh corpus   + MBROLA / festival voices and sentence sources (needs contrib/non-free)
+#   scripts/setup_system.sh corpus   + MBROLA / festival voices, sentence sources (needs contrib/non-free),
+#                                    real recorded speech (Asterisk prompts in five languages,
+#                                    festvox-ru) and ffmpeg to decode them
 set -euo pipefail
 level=${1:-base}
-pkgs=(espeak-ng libespeak-ng1 alsa-utils)
+pkgs=(espeak-ng libespeak-ng1)
 case "$level" in
   base) ;;
   bench) pkgs+=(opus-tools codec2 ffmpeg sox) ;;
   corpus)
     pkgs+=(sox mbrola festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-us-slt-hts
            festvox-ellpc11k festvox-italp16k festvox-itapc16k
-           fortunes fortunes-de fortunes-es fortunes-it fortunes-br)
+           fortunes fortunes-de fortunes-es fortunes-it fortunes-br ffmpeg festvox-ru)
+    for l in en es fr it ru; do pkgs+=("asterisk-core-sounds-$l-g722"); done
     for v in us1 us2 us3 en1 fr1 fr2 fr3 fr4 fr5 fr6 fr7 de1 de2 de3 de4 de5 de6 de7 it3 it4 br1 br2 br3 br4 pt1 nl2 nl3 ar1 ar2; do
       pkgs+=("mbrola-$v")
     done ;;
