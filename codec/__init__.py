@@ -11,6 +11,7 @@ Public API (``tts`` and user code import only these names)::
     with model.streaming(1, trace_frames=1): ...     # traced one-frame steps
 """
 
+from .cli.exit_codes import ExitCode
 from .config import CodecConfig
 from .latent_file import (
     CodecStamp,
@@ -44,6 +45,7 @@ __all__ = [
     "CodecConfig",
     "CodecOutput",
     "CodecStamp",
+    "ExitCode",
     "HybridCodec",
     "JsonConfig",
     "LatentFileError",

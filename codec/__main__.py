@@ -2,6 +2,6 @@
 
 import sys
 
-from codec.cli import main
+from codec.cli.main import main
 
 sys.exit(main())

@@ -239,9 +239,33 @@ def save_latents(
     return path
 
 
+def audio_container(head: bytes) -> str | None:
+    """The audio container whose magic bytes start ``head`` (the file's first 12 bytes or more),
+    e.g. ``"RIFF/WAV"``; None for anything else."""
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        return f"{head[:4].decode()}/WAV"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "AIFF"
+    if head[4:8] == b"ftyp":
+        return "MP4/M4A"
+    for magic, name in ((b"fLaC", "FLAC"), (b"OggS", "Ogg"), (b"ID3", "MP3"), (b".snd", "AU"), (b"caff", "CAF")):
+        if head.startswith(magic):
+            return name
+    # An MPEG audio frame: 11 sync bits, then a version and a layer that are not "reserved".
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x18 != 0x08 and head[1] & 0x06:
+        return "MP3"
+    return None
+
+
 def _read_header(path: Path, data: bytes) -> dict[str, str]:
     if len(data) == 0:
         raise LatentFileError(path, "empty file (0 bytes)")
+    # A safetensors header (JSON) starts at byte 8; anything else there may be an audio file
+    # handed to a command that reads latents.
+    container = audio_container(data[:12]) if data[8:9] != b"{" else None
+    if container is not None:
+        raise LatentFileError(path, f"is a {container} audio file, not a {SUFFIX} latent file "
+                                    f"(to encode it: hylac-codec encode {path})")
     if len(data) < 8:
         raise LatentFileError(path, "truncated: too short to be a latent file")
     (header_len,) = struct.unpack("<Q", data[:8])

@@ -15,7 +15,9 @@ import soundfile as sf
 import torch
 
 import codec
-from codec import cli, commands
+from codec import ExitCode, commands
+from codec.cli.main import build_parser
+from codec.cli.main import main as cli_main
 from codec.commands import RunOptions
 from codec.latent_file import CodecStamp, load_latents, read_latent_info, save_latents
 from codec.latents import SAMPLE_RATE
@@ -54,7 +56,7 @@ def run(model_dir: Path, capsys: pytest.CaptureFixture[str]):
         argv = [str(a) for a in args]
         if model and argv[0] != "info":
             argv += ["--model", str(model_dir)]
-        code = cli.main(argv)
+        code = cli_main(argv)
         out, err = capsys.readouterr()
         return code, out, err
 
@@ -77,7 +79,7 @@ def test_encode_info_decode_a_folder(run, tmp_path: Path) -> None:
     (tmp_path / "in" / "notes.txt").write_text("not picked up: not an audio extension")
 
     code, out, err = run("encode", tmp_path / "in", "-o", tmp_path / "lat")
-    assert code == cli.EXIT_OK, err
+    assert code == ExitCode.OK, err
     assert files_under(tmp_path / "lat") == ["a.hylat", "sub/b.hylat", "sub/c.hylat"]
     assert "44100 Hz with 2 channel(s) are resampled 44100 Hz -> 24000 Hz and down-mixed" in err
     info = read_latent_info(tmp_path / "lat" / "sub" / "b.hylat")
@@ -91,7 +93,7 @@ def test_encode_info_decode_a_folder(run, tmp_path: Path) -> None:
     assert json.loads(out)["num_samples"] == int(1.3 * SAMPLE_RATE)
 
     code, _, err = run("decode", tmp_path / "lat", "-o", tmp_path / "dec")
-    assert code == cli.EXIT_OK, err
+    assert code == ExitCode.OK, err
     assert files_under(tmp_path / "dec") == ["a.wav", "sub/b.wav", "sub/c.wav"]
     assert sf.info(str(tmp_path / "dec" / "a.wav")).frames == int(1.3 * SAMPLE_RATE)
     assert sf.info(str(tmp_path / "dec" / "sub" / "b.wav")).frames == round(int(1.1 * 44100) * SAMPLE_RATE / 44100)
@@ -182,7 +184,7 @@ def test_bad_audio_is_one_clear_line_and_leaves_nothing(run, tmp_path: Path, cas
     make(src)
     out_dir = tmp_path / "out"
     code, _, err = run("encode", src, "-o", out_dir / "x.hylat")
-    assert code == cli.EXIT_FAILED
+    assert code == ExitCode.FAILED
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err
     assert lines[0].startswith(f"hylac-codec: error: {src}: ") and expected in lines[0]
@@ -193,7 +195,7 @@ def test_debug_shows_the_traceback(run, tmp_path: Path) -> None:
     src = tmp_path / "t.wav"
     src.write_text("text")
     code, _, err = run("encode", src, "--debug")
-    assert code == cli.EXIT_FAILED and "Traceback" in err
+    assert code == ExitCode.FAILED and "Traceback" in err
 
 
 @pytest.mark.parametrize("samples", [1, 2 * SAMPLE_RATE])
@@ -210,13 +212,13 @@ def test_one_sample_and_pure_silence_work(run, tmp_path: Path, samples: int) -> 
 def test_folder_without_audio_and_unwritable_output(run, tmp_path: Path) -> None:
     (tmp_path / "empty_dir").mkdir()
     code, _, err = run("encode", tmp_path / "empty_dir")
-    assert code == cli.EXIT_FAILED and "folder holds no input files" in err
+    assert code == ExitCode.FAILED and "folder holds no input files" in err
     src = tmp_path / "ok.wav"
     sf.write(src, speech_like(0.3, SAMPLE_RATE), SAMPLE_RATE)
     blocker = tmp_path / "a_file"
     blocker.write_text("I am a file, not a folder")
     code, _, err = run("encode", src, "-o", blocker / "out")
-    assert code == cli.EXIT_OUTPUT
+    assert code == ExitCode.OUTPUT
     assert f"{blocker / 'out'}" in err and "cannot write output" in err and "Traceback" not in err
     assert blocker.read_text() == "I am a file, not a folder"
 
@@ -235,13 +237,13 @@ def test_bad_latent_files(run, model: codec.HybridCodec, tmp_path: Path) -> None
     cut.write_bytes(good.read_bytes()[:-40])
 
     code, _, err = run("decode", tmp_path / "lat", "-o", tmp_path / "dec")
-    assert code == cli.EXIT_FAILED and "Traceback" not in err
+    assert code == ExitCode.FAILED and "Traceback" not in err
     assert files_under(tmp_path / "dec") == ["good.wav"]  # the others failed, the good one was still done
     assert f"'hylac-other' (weights {'0f' * 6})" in err and f"'{model.name}' (weights {model.weights_hash[:12]})" in err
     assert "format version 9, newer than this hylac reads" in err
     assert f"{cut}: damaged latent file" in err
     assert "decode: 1 done, 3 failed" in err  # closing summary
-    assert run("info", newer)[0] == cli.EXIT_FAILED
+    assert run("info", newer)[0] == ExitCode.FAILED
 
 
 def test_existing_outputs_are_never_overwritten_silently(run, tmp_path: Path) -> None:
@@ -252,7 +254,7 @@ def test_existing_outputs_are_never_overwritten_silently(run, tmp_path: Path) ->
     before = dst.read_bytes()
     sf.write(src, speech_like(0.7, SAMPLE_RATE, seed=5), SAMPLE_RATE)
     code, _, err = run("encode", src)
-    assert code == cli.EXIT_OUTPUT and "output exists (pass --overwrite" in err
+    assert code == ExitCode.OUTPUT and "output exists (pass --overwrite" in err
     assert dst.read_bytes() == before
     assert run("encode", src, "--skip-existing")[0] == 0 and dst.read_bytes() == before
     assert run("encode", src, "--overwrite")[0] == 0
@@ -267,7 +269,7 @@ def test_a_folder_run_goes_on_after_failures_and_summarises(run, tmp_path: Path)
     (folder / "b.wav").write_bytes(b"")
     (folder / "d.flac").write_text("nope")
     code, _, err = run("encode", folder, "-o", tmp_path / "out", "--batch-size", "2")
-    assert code == cli.EXIT_FAILED
+    assert code == ExitCode.FAILED
     assert files_under(tmp_path / "out") == ["a.hylat", "c.hylat"]
     summary = err[err.index("encode: 2 done, 2 failed"):]
     assert f"failed: {folder / 'b.wav'}: empty file" in summary and f"failed: {folder / 'd.flac'}" in summary
@@ -283,24 +285,47 @@ def test_int8_round_trip_runs_on_the_cpu(run, model: codec.HybridCodec, tmp_path
     b, _ = sf.read(tmp_path / "int8.wav")
     assert a.shape == b.shape == (SAMPLE_RATE,) and not np.array_equal(a, b)
     code, _, err = run("roundtrip", src, "--int8", "--device", "cuda", "-o", tmp_path / "x.wav")
-    assert code == cli.EXIT_USAGE and "--int8 runs on the CPU only" in err
+    assert code == ExitCode.USAGE and "--int8 runs on the CPU only" in err
     assert not (tmp_path / "x.wav").exists()
 
 
 def test_usage_and_model_errors(run, tmp_path: Path) -> None:
-    assert run(model=False)[0] == cli.EXIT_USAGE
+    assert run(model=False)[0] == ExitCode.USAGE
     a, b = tmp_path / "a.wav", tmp_path / "b.wav"
     for p in (a, b):
         sf.write(p, speech_like(0.2, SAMPLE_RATE), SAMPLE_RATE)
     code, _, err = run("encode", a, b, "-o", tmp_path / "one.hylat")
-    assert code == cli.EXIT_USAGE and "names a file" in err
+    assert code == ExitCode.USAGE and "names a file" in err
     code, _, err = run("encode", a, "-o", tmp_path / "a.flac")
-    assert code == cli.EXIT_USAGE and "writes .hylat files" in err
+    assert code == ExitCode.USAGE and "writes .hylat files" in err
     code, _, err = run("encode", a, "--model", tmp_path / "no_such_model", model=False)
-    assert code == cli.EXIT_MODEL and "cannot load codec" in err
+    assert code == ExitCode.MODEL and "cannot load codec" in err
     assert not (tmp_path / "a.hylat").exists()
-    help_text = cli.build_parser().format_help()
+    help_text = build_parser().format_help()
     assert "exit codes:" in help_text and "3    an output could not be written" in help_text
+
+
+AUDIO_NOT_LATENTS = {
+    "x.wav": ("RIFF/WAV", lambda p: sf.write(p, speech_like(0.3, SAMPLE_RATE), SAMPLE_RATE)),
+    "x.flac": ("FLAC", lambda p: sf.write(p, speech_like(0.3, SAMPLE_RATE), SAMPLE_RATE)),
+    "x.ogg": ("Ogg", lambda p: sf.write(p, speech_like(0.3, SAMPLE_RATE), SAMPLE_RATE, format="OGG")),
+    "x.mp3": ("MP3", lambda p: p.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(200))),
+    "y.mp3": ("MP3", lambda p: p.write_bytes(b"\xff\xfb\x90\x64" + bytes(400))),
+}
+
+
+@pytest.mark.parametrize("name", list(AUDIO_NOT_LATENTS))
+def test_decode_and_info_name_an_audio_file_for_what_it_is(run, tmp_path: Path, name: str) -> None:
+    container, make = AUDIO_NOT_LATENTS[name]
+    src = tmp_path / name
+    make(src)
+    expected = (f"{src}: is a {container} audio file, not a .hylat latent file "
+                f"(to encode it: hylac-codec encode {src})")
+    code, _, err = run("decode", src, "-o", tmp_path / "out.wav")
+    assert code == ExitCode.FAILED and err.strip() == f"hylac-codec: error: {expected}"
+    assert not (tmp_path / "out.wav").exists()
+    code, _, err = run("info", src)
+    assert code == ExitCode.FAILED and expected in err
 
 
 def test_console_script_success_and_failure(model_dir: Path, tmp_path: Path) -> None:
@@ -311,7 +336,7 @@ def test_console_script_success_and_failure(model_dir: Path, tmp_path: Path) -> 
     env = {**os.environ, "HYLAC_TEST": "1"}
     proc = subprocess.run([str(SCRIPT), "encode", str(folder), "-o", str(tmp_path / "lat"), "--model", str(model_dir),
                            "--quiet"], capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == cli.EXIT_FAILED
+    assert proc.returncode == ExitCode.FAILED
     assert f"hylac-codec: error: {folder / 'bad.wav'}: not a readable audio file" in proc.stderr
     assert "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "codec", "decode", str(tmp_path / "lat" / "good.hylat"), "-o",

@@ -17,7 +17,8 @@ import yaml
 from safetensors.torch import load_file
 
 import codec
-from codec import cli
+from codec import ExitCode
+from codec.cli.main import main as cli_main
 from codec.train import export, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,9 +87,9 @@ def test_train_validate_checkpoint_and_export(tmp_path: Path, corpus: Path) -> N
     before = (folder / "model.safetensors").read_bytes()
     with pytest.raises(FileExistsError, match="already holds a model"):
         export(ckpt, folder, dtype=torch.float32)
-    assert cli.main(["export", str(ckpt), str(folder), "--dtype", "float32"]) == cli.EXIT_OUTPUT
+    assert cli_main(["export", str(ckpt), str(folder), "--dtype", "float32"]) == ExitCode.OUTPUT
     assert (folder / "model.safetensors").read_bytes() == before
-    assert cli.main(["export", str(ckpt), str(folder), "--dtype", "float32", "--overwrite"]) == cli.EXIT_OK
+    assert cli_main(["export", str(ckpt), str(folder), "--dtype", "float32", "--overwrite"]) == ExitCode.OK
     assert codec.load(folder).weights_hash == direct.weights_hash
 
 
@@ -117,7 +118,7 @@ def test_resume_is_exact(tmp_path: Path, corpus: Path, monkeypatch: pytest.Monke
 
 
 def test_unknown_key_is_a_clear_cli_error(tmp_path: Path, corpus: Path, capsys) -> None:
-    from codec.cli import main
+    from codec.cli.main import main
 
     config = write_config(tmp_path, corpus, tmp_path / "run")
     assert main(["train", "--config", str(config), "--set", "loss.mell=3"]) == 2

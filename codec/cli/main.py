@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from codec import commands
 from codec.audio_io import OutputWriteError
+from codec.cli.exit_codes import ExitCode, exit_code_help
 from codec.commands import RunOptions, RunSummary, UsageError
 from codec.latent_file import LatentFileError
 from codec.manifest import encode_manifest
@@ -27,21 +28,8 @@ from codec.model import HybridCodec, load
 
 PROG = "hylac-codec"
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_OUTPUT = 3
-EXIT_MODEL = 4
-EXIT_INTERRUPTED = 130
-
 EPILOG = f"""\
-exit codes:
-  {EXIT_OK}    everything succeeded (outputs that existed were skipped only with --skip-existing)
-  {EXIT_FAILED}    some inputs failed (each reported on one line; the others were processed)
-  {EXIT_USAGE}    usage error (bad arguments, nothing to do, unreadable manifest)
-  {EXIT_OUTPUT}    an output could not be written (folder not writable, or output exists without --overwrite)
-  {EXIT_MODEL}    the codec could not be loaded
-  {EXIT_INTERRUPTED}  interrupted (no partial output is left behind)
+{exit_code_help()}
 Outputs are written to a temporary file beside the target and renamed when complete.
 Use --debug for tracebacks."""
 
@@ -133,8 +121,8 @@ def _load_model(args: argparse.Namespace) -> HybridCodec:
 def _exit_code(summary: RunSummary) -> int:
     failed = summary.failed
     if not failed:
-        return EXIT_OK
-    return EXIT_OUTPUT if any(r.output_error for r in failed) else EXIT_FAILED
+        return ExitCode.OK
+    return ExitCode.OUTPUT if any(r.output_error for r in failed) else ExitCode.FAILED
 
 
 def _finish(summary: RunSummary, args: argparse.Namespace) -> int:
@@ -197,13 +185,13 @@ def _info_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    code = EXIT_OK
+    code = ExitCode.OK
     for path in args.files:
         try:
             info = commands.latent_info(path)
         except LatentFileError as err:
             log.error("error: %s", err, exc_info=args.debug)
-            code = EXIT_FAILED
+            code = ExitCode.FAILED
             continue
         print(json.dumps({"path": str(path), **info.to_dict()}) if args.json else commands.format_info(path, info))
     return code
@@ -261,7 +249,7 @@ def _run_train(args: argparse.Namespace) -> int:
     except ConfigError as err:
         raise UsageError(str(err)) from None
     log.info("trained to step %d; last checkpoint %s", result.step, result.checkpoint)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -282,7 +270,7 @@ def _run_export(args: argparse.Namespace) -> int:
     except FileExistsError:
         raise OutputWriteError(args.output, "it already holds a model; pass --overwrite to replace it") from None
     log.info("wrote %s", folder)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 @dataclass(frozen=True)
@@ -342,20 +330,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except UsageError as err:
         log.error("error: %s", err, exc_info=args.debug)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except OutputWriteError as err:
         log.error("error: %s", err, exc_info=args.debug)
-        return EXIT_OUTPUT
+        return ExitCode.OUTPUT
     except _ModelLoadError as err:
         log.error("error: %s", err, exc_info=args.debug)
-        return EXIT_MODEL
+        return ExitCode.MODEL
     except KeyboardInterrupt:
         log.error("interrupted")
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except Exception as err:
         log.error("error: %s: %s%s", type(err).__name__, err, "" if args.debug else " (--debug shows the traceback)",
                   exc_info=args.debug)
-        return EXIT_FAILED
+        return ExitCode.FAILED
     finally:
         log.removeHandler(handler)
         log.propagate = True
