@@ -15,7 +15,7 @@ case "$level" in
     pkgs+=(sox mbrola festival festvox-kallpc16k festvox-kdlpc16k festvox-rablpc16k festvox-us-slt-hts
            festvox-ellpc11k festvox-italp16k festvox-itapc16k
            fortunes fortunes-de fortunes-es fortunes-it fortunes-br ffmpeg festvox-ru)
-    for l in en es fr it ru; do pkgs+=("asterisk-core-sounds-$l-g722"); done
+    for l in en es fr it ru; do pkgs+=("asterisk-core-sounds-$l" "asterisk-core-sounds-$l-g722"); done
     for v in us1 us2 us3 en1 fr1 fr2 fr3 fr4 fr5 fr6 fr7 de1 de2 de3 de4 de5 de6 de7 it3 it4 br1 br2 br3 br4 pt1 nl2 nl3 ar1 ar2; do
       pkgs+=("mbrola-$v")
     done ;;
