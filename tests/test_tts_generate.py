@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from codec import FRAME_SIZE, CodecConfig, HybridCodec
+from codec import FRAME_SIZE, CodecConfig, HybridCodec, save_latents
 from tts import SamplingConfig, Synthesizer, TTSConfig, TTSModel, load
 from tts.cli import main
 
@@ -132,9 +132,18 @@ def test_voice_prompt_from_file_and_bad_inputs(synth, tmp_path):
     assert p.batch_size == 1 and p.num_samples == round(3.5 * SR)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         synth.voice_prompt(tmp_path / "missing.wav")
+    # Whatever is given instead of audio is named for what it is.
     (tmp_path / "junk.wav").write_bytes(b"not audio")
-    with pytest.raises(ValueError, match="cannot read voice prompt"):
+    with pytest.raises(ValueError, match="junk.wav' is a text file, not audio"):
         synth.voice_prompt(tmp_path / "junk.wav")
+    with pytest.raises(ValueError, match="is a folder, not an audio file"):
+        synth.voice_prompt(tmp_path)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"is an empty file \(0 bytes\)"):
+        synth.voice_prompt(tmp_path / "empty.wav")
+    (tmp_path / "cut.wav").write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match="is a RIFF/WAV file that cannot be decoded"):
+        synth.voice_prompt(tmp_path / "cut.wav")
     with pytest.raises(ValueError, match="needs its sample_rate"):
         synth.voice_prompt(_voice(3.0))
     with pytest.raises(ValueError, match="only with a waveform"):
@@ -145,6 +154,18 @@ def test_voice_prompt_from_file_and_bad_inputs(synth, tmp_path):
         synth.voice_prompt(np.zeros(72000), SR)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="NaN"):
         synth.voice_prompt(torch.full((72000,), float("nan")), SR)
+
+
+def test_voice_prompt_from_a_latent_file(synth, tmp_path):
+    latents = synth.codec.encode(_voice(3.2), SR)
+    save_latents(tmp_path / "ref.hylat", latents, synth.codec)
+    p = synth.voice_prompt(tmp_path / "ref.hylat")
+    assert torch.equal(p.semantic, latents.semantic) and p.num_samples == latents.num_samples
+    torch.manual_seed(7)
+    other = HybridCodec(CodecConfig.tiny()).eval()
+    save_latents(tmp_path / "other.hylat", other.encode(_voice(3.2), SR), other)
+    with pytest.raises(ValueError, match="voice prompt .*other.hylat"):
+        synth.voice_prompt(tmp_path / "other.hylat")
 
 
 def test_bad_text_is_refused_before_any_work(synth):
@@ -206,10 +227,11 @@ def test_cli_reports_bad_input(model_dir, tmp_path, capsys):
                "-o", str(tmp_path / "o.wav")])
     assert rc == 1
     assert "at least 1 s" in capsys.readouterr().err
+    assert not (tmp_path / "o.wav").exists() and not list(tmp_path.glob(".o.*"))
     rc = main(["generate", "--model", model_dir, "--text", "Hi", "--lang", "xx", "--voice", str(ref),
                "-o", str(tmp_path / "o.wav")])
-    assert rc == 1
-    assert "unsupported language" in capsys.readouterr().err
+    assert rc == 2
+    assert "invalid choice: 'xx'" in capsys.readouterr().err
 
 
 def test_cli_demo_speaks_each_language_with_a_held_out_voice(model_dir, tmp_path):

@@ -1,120 +1,283 @@
-"""Command line: ``hylac-tts generate | train | export | demo`` (also ``python -m tts``)."""
+"""Command line: ``hylac-tts generate | serve | train | export | demo`` (also ``python -m tts``).
+
+Exit codes are the table both hylac CLIs share (:class:`codec.ExitCode`); ``--help``
+lists them. Outputs are written to a temporary file beside the target and renamed when
+complete, and an existing output is replaced only with ``--overwrite``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import SCHEDULES, SOLVERS, SamplingConfig
+from codec import LANGUAGES, ExitCode
+
+from .config import DEFAULT_SEED, LIMITS, SCHEDULES, SOLVERS, SamplingConfig
+
+PROG = "hylac-tts"
+EPILOG = "\n".join([
+    "exit codes:", *(f"  {code.value:<4} {code.meaning}" for code in ExitCode),
+    "Outputs are written to a temporary file beside the target and renamed when complete.",
+    "Use --debug for tracebacks.",
+])
+#: Generation shorter than this shows no progress bar.
+PROGRESS_DELAY_S = 2.0
 
 
-def _generate(args: argparse.Namespace) -> int:
-    import soundfile as sf
+class UsageError(ValueError):
+    """Bad arguments (exit code USAGE)."""
+
+
+class ModelLoadError(Exception):
+    """The TTS model or its codec cannot be loaded (exit code MODEL)."""
+
+
+def _bounded(name: str, kind: type) -> Callable[[str], float]:
+    """An argparse ``type`` parsing ``kind`` and checking it against :data:`tts.config.LIMITS`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        problem = LIMITS.problem(name, value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = kind.__name__  # what argparse names in its messages
+    return parse
+
+
+def _load(model: str, device: str):
     import torch
 
     from .synthesizer import load
 
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise UsageError(f"--device {device!r}: {err}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    try:
+        return load(model, device=dev)
+    except Exception as err:  # whatever the cause, this model cannot be used
+        raise ModelLoadError(f"cannot load TTS model {model!r}: {err}") from err
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    """Refuse before any work: an unknown suffix (usage), an existing output or a folder in the way."""
+    from .audio import OutputError, format_for_path
+
+    try:
+        format_for_path(out)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if out.is_dir():
+        raise OutputError(f"cannot write {str(out)!r}: it is a folder")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{str(out)!r} exists (pass --overwrite to replace it)")
+    folder = out.absolute().parent
+    while not folder.exists():  # the folders to be made must be makeable
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {str(out)!r}: {str(folder)!r} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {str(out)!r}: folder {str(folder)!r} is not writable")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import torch
+    from torch import Tensor
+    from tqdm import tqdm
+
+    from .audio import LATENT_SUFFIX, AtomicAudioWriter, read_audio
+
+    if not args.text.strip():
+        raise UsageError("--text is empty")
+    out = Path(args.out)
+    _check_output(out, args.overwrite)
+    # The voice is read before the model loads: a wrong path should not cost seconds.
+    voice: Path | Tensor = Path(args.voice)
+    rate = None
+    if voice.suffix.lower() != LATENT_SUFFIX:
+        voice, rate = read_audio(voice, "voice prompt")
     if args.threads:
         torch.set_num_threads(args.threads)
     sampling = SamplingConfig(steps=args.steps, cfg=args.cfg, temperature=args.temperature, top_k=args.top_k,
                               solver=args.solver, schedule=args.schedule, max_seconds=args.max_seconds)
-    synth = load(args.model, device=args.device)
+    synth = _load(args.model, args.device)
+    sr = synth.sample_rate
     t0 = time.perf_counter()
-    audio = synth.generate(args.text, args.lang, args.voice, sampling=sampling, seed=args.seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bar = tqdm(desc="generate", unit="s", delay=PROGRESS_DELAY_S, disable=args.quiet, leave=False,
+                   bar_format="{desc}: {n:.1f} s of audio [{elapsed}, {rate_fmt}]", file=sys.stderr)
+        with bar, AtomicAudioWriter(out, sr, overwrite=args.overwrite) as f:
+            for chunk in synth.stream(args.text, args.lang, voice, rate, sampling=sampling, seed=args.seed):
+                f.write(chunk.numpy())
+                bar.update(chunk.numel() / sr)
+            samples = f.frames
+    for w in caught:
+        print(f"{PROG} generate: warning: {w.message}", file=sys.stderr)
     seconds = time.perf_counter() - t0
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(out), audio.numpy(), synth.sample_rate)
-    dur = audio.numel() / synth.sample_rate
-    rtf = seconds / dur if dur else float("nan")
-    print(f"{out}: {dur:.2f} s of audio in {seconds:.2f} s (RTF {rtf:.2f})")
-    return 0
+    dur = samples / sr
+    if not args.quiet:
+        rtf = seconds / dur if dur else float("nan")
+        print(f"{out}: {dur:.2f} s of audio in {seconds:.2f} s (RTF {rtf:.2f}, seed {args.seed})")
+    return ExitCode.OK
 
 
 def _train(args: argparse.Namespace) -> int:
     from .train import train
 
+    if not os.path.isfile(args.config):
+        raise UsageError(f"config file {args.config!r} does not exist")
     result = train(args.config, args.set, resume=args.resume)
     print(f"trained steps {result.start_step}..{result.step}; checkpoint {result.checkpoint}")
-    return 0
+    return ExitCode.OK
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import speak_demo
-    from .synthesizer import load
 
-    synth = load(args.model, device=args.device)
+    synth = _load(args.model, args.device)
     sampling = SamplingConfig(max_seconds=args.max_seconds)
     for path in speak_demo(synth, args.corpus, args.out, split=args.split, sampling=sampling, seed=args.seed):
         print(path)
-    return 0
+    return ExitCode.OK
 
 
 def _export(args: argparse.Namespace) -> int:
+    from .audio import OutputError
     from .train import export_checkpoint
 
-    print(export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite))
-    return 0
+    if not os.path.isdir(args.checkpoint):
+        raise UsageError(f"checkpoint folder {args.checkpoint!r} does not exist")
+    try:
+        print(export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite))
+    except FileExistsError as err:
+        raise OutputError(str(err)) from None
+    return ExitCode.OK
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary line")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    d = SamplingConfig()
+    g = sub.add_parser("generate", help="speak a text with the voice of a reference recording", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("--text", required=True, help="what to say")
+    g.add_argument("--lang", required=True, choices=LANGUAGES, metavar="LANG",
+                   help=f"language: {' '.join(LANGUAGES)}")
+    g.add_argument("--voice", required=True, help="reference recording (3-30 s) to clone, or its .hylat latents")
+    g.add_argument("-o", "--out", required=True, help="output audio file (.wav, .flac, .opus, .ogg, .mp3)")
+    g.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    g.add_argument("--model", default="hylac-tts-tiny", help="shipped model name or model folder")
+    lim = LIMITS
+    g.add_argument("--steps", type=_bounded("steps", int), default=d.steps,
+                   help=f"flow ODE solver steps per frame ({lim.steps[0]}-{lim.steps[1]})")
+    g.add_argument("--cfg", type=_bounded("cfg", float), default=d.cfg,
+                   help=f"classifier-free guidance strength, 1 = none ({lim.cfg[0]:g}-{lim.cfg[1]:g})")
+    g.add_argument("--temperature", type=_bounded("temperature", float), default=d.temperature,
+                   help=f"semantic sampling temperature, 0 = greedy ({lim.temperature[0]:g}-{lim.temperature[1]:g})")
+    g.add_argument("--top-k", type=_bounded("top_k", int), default=d.top_k,
+                   help=f"semantic top-k, 0 = all ({lim.top_k[0]}-{lim.top_k[1]})")
+    g.add_argument("--solver", choices=SOLVERS, default=d.solver)
+    g.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
+    g.add_argument("--max-seconds", type=_bounded("max_seconds", float), default=d.max_seconds,
+                   help=f"length limit of the output ({lim.max_seconds[0]:g}-{lim.max_seconds[1]:g} s)")
+    g.add_argument("--seed", type=_bounded("seed", int), default=DEFAULT_SEED,
+                   help=f"random seed: the same command gives the same audio (default {DEFAULT_SEED})")
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--threads", type=_bounded("threads", int), default=0, help="CPU threads (0 = torch's default)")
+    _add_common(g)
+    g.set_defaults(func=_generate)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hylac-tts", description="Text-to-speech in the hylac codec's latent space.")
+    parser = argparse.ArgumentParser(prog=PROG, description="Text-to-speech in the hylac codec's latent space.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     d = SamplingConfig()
+    _add_generate(sub)
 
-    g = sub.add_parser("generate", help="speak a text with the voice of a reference recording")
-    g.add_argument("--text", required=True, help="what to say")
-    g.add_argument("--lang", required=True, help="language: en fr es de it pt nl hi ar")
-    g.add_argument("--voice", required=True, help="reference recording (3-30 s) to clone")
-    g.add_argument("-o", "--out", required=True, help="output audio file (.wav, .flac)")
-    g.add_argument("--model", default="hylac-tts-tiny", help="shipped model name or model folder")
-    g.add_argument("--steps", type=int, default=d.steps, help="flow ODE solver steps per frame")
-    g.add_argument("--cfg", type=float, default=d.cfg, help="classifier-free guidance strength (1 = none)")
-    g.add_argument("--temperature", type=float, default=d.temperature, help="semantic sampling temperature (0 = greedy)")
-    g.add_argument("--top-k", type=int, default=d.top_k, help="semantic top-k (0 = all)")
-    g.add_argument("--solver", choices=SOLVERS, default=d.solver)
-    g.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    g.add_argument("--max-seconds", type=float, default=d.max_seconds, help="length limit of the output")
-    g.add_argument("--seed", type=int, default=None, help="random seed (reproducible output)")
-    g.add_argument("--device", default="cpu")
-    g.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch's default)")
-    g.set_defaults(func=_generate)
-
-    t = sub.add_parser("train", help="train on codec latents (runs under torchrun too)")
+    t = sub.add_parser("train", help="train on codec latents (runs under torchrun too)", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--config", required=True, help="YAML config (e.g. configs/tts_tiny.yaml)")
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint of trainer.out_dir")
+    _add_common(t)
     t.set_defaults(func=_train)
 
-    m = sub.add_parser("demo", help="speak one sentence per language with held-out corpus voices")
+    m = sub.add_parser("demo", help="speak one sentence per language with held-out corpus voices", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     m.add_argument("--corpus", required=True, help="corpus manifest (its held-out split gives the voices)")
     m.add_argument("--out", default="out", help="folder for tts_<lang>.wav")
     m.add_argument("--model", default="hylac-tts-tiny", help="shipped model name or model folder")
     m.add_argument("--split", default="test")
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--max-seconds", type=float, default=d.max_seconds, help="length limit of each output")
+    m.add_argument("--seed", type=_bounded("seed", int), default=DEFAULT_SEED)
+    m.add_argument("--max-seconds", type=_bounded("max_seconds", float), default=d.max_seconds,
+                   help="length limit of each output")
     m.add_argument("--device", default="cpu")
+    _add_common(m)
     m.set_defaults(func=_demo)
 
-    e = sub.add_parser("export", help="turn a training checkpoint into a model folder for tts.load")
+    e = sub.add_parser("export", help="turn a training checkpoint into a model folder for tts.load", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("checkpoint", help="checkpoint folder, e.g. runs/tts/checkpoints/step_0020000")
     e.add_argument("out", help="model folder to write")
     e.add_argument("--overwrite", action="store_true", help="replace a model already in that folder")
+    _add_common(e)
     e.set_defaults(func=_export)
     return parser
 
 
+def _fail(args: argparse.Namespace, err: BaseException, code: ExitCode, detailed: bool = False) -> int:
+    import traceback
+
+    if args.debug:
+        traceback.print_exception(err)
+    text = f"{type(err).__name__}: {err}" if detailed else str(err)
+    hint = " (--debug shows the traceback)" if detailed and not args.debug else ""
+    print(f"{PROG} {args.command}: error: {text}{hint}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``hylac-tts`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    from .audio import OutputError
+
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as e:
-        print(f"hylac-tts {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits on --help and on usage errors (status 2 = USAGE)
+        return int(exit_.code or 0)
+    try:
+        return int(args.func(args))
+    except UsageError as err:
+        return _fail(args, err, ExitCode.USAGE)
+    except OutputError as err:
+        return _fail(args, err, ExitCode.OUTPUT)
+    except ModelLoadError as err:
+        return _fail(args, err, ExitCode.MODEL)
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except (ValueError, FileNotFoundError, TypeError) as err:  # the input itself (voice, text) cannot be used
+        return _fail(args, err, ExitCode.FAILED)
+    except Exception as err:
+        return _fail(args, err, ExitCode.FAILED, detailed=True)
 
 
 if __name__ == "__main__":

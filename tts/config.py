@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from codec import JsonConfig
+from codec.training import JsonConfig
 
 BACKBONES = ("mistral", "llama")
 TEXT_FRONTENDS = ("phonemes", "bytes")
@@ -143,3 +143,44 @@ class SamplingConfig:
             raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
         if self.min_frames < 0:
             raise ValueError(f"min_frames must be >= 0, got {self.min_frames}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Ranges that user-facing entry points (``hylac-tts generate``, the server) accept.
+
+    :class:`SamplingConfig` only rejects values that cannot work; these bounds also
+    refuse values that would run for minutes for no audible gain (``steps=100000``).
+    Each field is ``(low, high)``, both included.
+    """
+
+    steps: tuple[int, int] = (1, 64)
+    cfg: tuple[float, float] = (0.0, 10.0)
+    temperature: tuple[float, float] = (0.0, 5.0)
+    top_k: tuple[int, int] = (0, 16384)
+    max_seconds: tuple[float, float] = (0.08, 120.0)
+    seed: tuple[int, int] = (0, 2**32 - 1)
+    threads: tuple[int, int] = (0, 256)
+
+    def problem(self, name: str, value: float) -> str | None:
+        """``"must be between LOW and HIGH, got VALUE"`` when ``value`` is outside the range of ``name``."""
+        low, high = getattr(self, name)
+        if low <= value <= high:  # False for NaN too
+            return None
+        return f"must be between {_num(low)} and {_num(high)}, got {_num(value)}"
+
+    def check(self, name: str, value: float) -> float:
+        """``value`` if it is within the range of ``name``; otherwise a ``ValueError`` naming both."""
+        problem = self.problem(name, value)
+        if problem is not None:
+            raise ValueError(f"{name} {problem}")
+        return value
+
+
+def _num(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+LIMITS = Limits()
+#: Seed used when none is given, so the same command gives the same audio.
+DEFAULT_SEED = 0

@@ -9,13 +9,13 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import soundfile as sf
 import torch
 from torch import Tensor
 
-from codec import FRAME_RATE, SAMPLE_RATE, HybridCodec, Latents
+from codec import FRAME_RATE, SAMPLE_RATE, HybridCodec, LatentFileError, Latents, load_latents
 from codec import load as load_codec
 
+from .audio import LATENT_SUFFIX, read_audio
 from .config import SamplingConfig
 from .generate import FrameGenerator, check_prompt
 from .model import TTSModel
@@ -67,8 +67,10 @@ class Synthesizer:
     def voice_prompt(self, voice: Voice, sample_rate: int | None = None) -> Latents:
         """Reference speech -> voice-prompt latents ``[1, T]``.
 
-        ``voice`` is an audio file path, a waveform tensor (``[N]`` or ``[C, N]``, with
-        ``sample_rate``) or already-encoded :class:`codec.Latents`. Shorter than
+        ``voice`` is an audio file path, a ``.hylat`` file of this codec's latent space, a
+        waveform tensor (``[N]`` or ``[C, N]``, with ``sample_rate``) or already-encoded
+        :class:`codec.Latents`. A path that is not audio is a ``ValueError`` saying what it
+        is (a folder, an empty file, text, ...). Shorter than
         ``min_prompt_seconds`` (1 s) is a ``ValueError``; shorter than 3 s works with a
         warning; longer than ``max_prompt_seconds`` (30 s) is trimmed with a warning.
         """
@@ -83,14 +85,9 @@ class Synthesizer:
         if isinstance(voice, (str, Path)):
             if sample_rate is not None:
                 raise ValueError("sample_rate is read from the file; pass it only with a waveform tensor")
-            path = Path(voice)
-            if not path.is_file():
-                raise FileNotFoundError(f"voice prompt {str(path)!r} does not exist")
-            try:
-                data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
-            except RuntimeError as e:  # libsndfile's error for unreadable files
-                raise ValueError(f"cannot read voice prompt {str(path)!r}: {e}") from None
-            wav = torch.from_numpy(data.T.copy())  # [C, N]
+            if Path(voice).suffix.lower() == LATENT_SUFFIX and Path(voice).is_file():
+                return self.voice_prompt(self._prompt_file_latents(Path(voice)))
+            wav, sample_rate = read_audio(voice, "voice prompt")  # [C, N]
         elif isinstance(voice, Tensor):
             if sample_rate is None:
                 raise ValueError("a waveform voice prompt needs its sample_rate")
@@ -106,6 +103,16 @@ class Synthesizer:
         # Trim before encoding: no point encoding audio that is thrown away.
         wav = wav[..., : int(cfg.max_prompt_seconds * sample_rate)]
         return self.codec.encode(wav.float(), sample_rate)
+
+    def _prompt_file_latents(self, path: Path) -> Latents:
+        try:
+            latents, _ = load_latents(path, self.codec)
+        except LatentFileError as err:
+            raise ValueError(f"voice prompt {err}") from None
+        if latents.batch_size != 1:
+            raise ValueError(f"voice prompt {str(path)!r} holds {latents.batch_size} channels of latents; "
+                             f"a voice prompt is one")
+        return latents
 
     def _check_prompt_length(self, seconds: float) -> None:
         cfg = self.model.config
