@@ -61,10 +61,10 @@ ship-tts: $(STAMP)
 	$(PY) -m tts export runs/tts-tiny/checkpoints/$$(cat runs/tts-tiny/checkpoints/latest) tts/pretrained/hylac-tts-tiny --overwrite
 
 bench: $(STAMP) system-bench
-	$(PY) benchmarks/codec_quality.py --out benchmarks/results
-	$(PY) benchmarks/codec_speed.py --out benchmarks/results
-	$(PY) benchmarks/tts_eval.py --out benchmarks/results
-	$(PY) benchmarks/decoder_ceiling.py --out benchmarks/results/decoder_ceiling
+	$(PY) -m benchmarks.codec_quality --out benchmarks/results
+	$(PY) -m benchmarks.codec_speed --out benchmarks/results
+	$(PY) -m benchmarks.tts_eval --out benchmarks/results
+	$(PY) -m benchmarks.decoder_ceiling --out benchmarks/results/decoder_ceiling
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check codec tts tests benchmarks scripts

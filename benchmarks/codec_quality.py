@@ -1,6 +1,6 @@
 """Codec quality benchmark: hylac models against Opus, Codec2 and the original signal.
 
-    python benchmarks/codec_quality.py [--data DIR_OR_MANIFEST ...] [--model NAME_OR_PATH ...]
+    python -m benchmarks.codec_quality [--data DIR_OR_MANIFEST ...] [--model NAME_OR_PATH ...]
         [--systems original opus-6k ...] [--metrics pesq_wb stoi ...] [--max-clips N]
         [--out benchmarks/results]
 
@@ -32,17 +32,14 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.baselines import (  # noqa: E402
+from benchmarks.baselines import (
     BASELINE_NAMES,
     Hylac,
     System,
     SystemUnavailable,
     build_baseline,
 )
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     REPO_ROOT,
     Panel,
     Series,
@@ -53,7 +50,7 @@ from benchmarks.common import (  # noqa: E402
     write_json,
     write_markdown,
 )
-from codec import metrics as M  # noqa: E402
+from codec import metrics as M
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 DEFAULT_MANIFEST = REPO_ROOT / "data" / "corpus" / "test.jsonl"

@@ -1,6 +1,6 @@
 """Codec speed benchmark: hylac against Mimi, DAC and EnCodec in one run.
 
-    python benchmarks/codec_speed.py [--model NAME_OR_PATH ...] [--systems ...] [--quick]
+    python -m benchmarks.codec_speed [--model NAME_OR_PATH ...] [--systems ...] [--quick]
         [--out benchmarks/results]
 
 Three measurements:
@@ -47,10 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import (  # noqa: E402
+from benchmarks.common import (
     REPO_ROOT,
     Panel,
     Series,

@@ -1,6 +1,6 @@
 """Where a source-filter hylac model loses quality: its output head's ceiling, and what its latents hold.
 
-    python benchmarks/decoder_ceiling.py [--model hylac-tiny] [--data DIR_OR_MANIFEST ...]
+    python -m benchmarks.decoder_ceiling [--model hylac-tiny] [--data DIR_OR_MANIFEST ...]
         [--clips 9] [--max-seconds 3] [--control-steps 300] [--decoder-steps 250]
         [--out benchmarks/results/decoder_ceiling]
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,23 +38,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import codec  # noqa: E402
-from benchmarks.codec_quality import Clip, gather_clips  # noqa: E402
-from benchmarks.common import (  # noqa: E402
+import codec
+from benchmarks.codec_quality import Clip, gather_clips
+from benchmarks.common import (
     environment_info,
     format_number,
     markdown_table,
     write_json,
     write_markdown,
 )
-from codec import metrics as M  # noqa: E402
-from codec.audio import prepare_waveform  # noqa: E402
-from codec.losses import LossConfig, ReconstructionLoss, f0_loss  # noqa: E402
-from codec.modules import SourceFilterHead  # noqa: E402
-from codec.pitch import estimate_f0  # noqa: E402
+from codec import metrics as M
+from codec.heads import SourceFilterHead
+from codec.heads.dsp import estimate_f0
+from codec.io.audio import prepare_waveform
+from codec.training.losses import LossConfig, ReconstructionLoss, f0_loss
 
 SAMPLE_RATE = 24000
 SYSTEMS = ("model", "model, measured F0", "fitted controls", "fitted controls, measured F0", "fitted decoder")
@@ -88,8 +84,8 @@ class Result:
 def source_filter_head(model: codec.HybridCodec) -> SourceFilterHead:
     head = model.decoder.out
     if not isinstance(head, SourceFilterHead):
-        raise ValueError(f"{model.name}: decoder head {model.config.decoder_head!r} has no filter controls to "
-                         "fit; this benchmark needs a source-filter model (decoder_head: source_filter)")
+        raise ValueError(f"{model.name}: decoder head {model.config.head.kind!r} has no filter controls to "
+                         "fit; this benchmark needs a source-filter model (head: {kind: source_filter})")
     return head
 
 
@@ -103,7 +99,7 @@ def prepare(model: codec.HybridCodec, clip: Clip) -> Prepared:
     latents = model.encode(wav, SAMPLE_RATE)
     # encode() returns inference tensors; clones can enter autograd graphs as inputs.
     with torch.no_grad():
-        z = model._decoder_input(latents.semantic.clone(), latents.acoustic_codes.clone())
+        z = model.quantizer.decode(latents.semantic.clone(), latents.acoustic_codes.clone())
         f0, voiced = estimate_f0(wav, model.config.patch_size)
     return Prepared(clip, wav, z, f0, voiced)
 
@@ -213,7 +209,7 @@ def report(result: Result, model_name: str, args: dict[str, Any], out: Path) -> 
                                                "environment": environment_info()})
     return write_markdown(out / "decoder_ceiling.md", f"Decoder ceiling: {model_name}", [
         f"{len(result.clips)} clips; controls fitted for {args['control_steps']} steps, the decoder for "
-        f"{args['decoder_steps']} (`python benchmarks/decoder_ceiling.py`, see its docstring).", table])
+        f"{args['decoder_steps']} (`python -m benchmarks.decoder_ceiling`, see its docstring).", table])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

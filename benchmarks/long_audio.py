@@ -1,6 +1,6 @@
 """Long-audio benchmark: peak memory and speed of `hylac-codec encode` / `decode` on hour-long files.
 
-    python benchmarks/long_audio.py [--minutes 10 60] [--model NAME_OR_PATH | --random-config small]
+    python -m benchmarks.long_audio [--minutes 10 60] [--model NAME_OR_PATH | --random-config small]
         [--device cpu] [--out benchmarks/results]
 
 For each duration a speech-like synthetic signal (gliding harmonics gated at a syllable
@@ -31,10 +31,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.common import (  # noqa: E402  (path set up above when run as a script)
+from benchmarks.common import (
     REPO_ROOT,
     Panel,
     Series,

@@ -1,6 +1,6 @@
 """TTS benchmark: intelligibility, voice similarity, latency and the sampler sweep.
 
-    python benchmarks/tts_eval.py [--model hylac-tts-tiny] [--corpus data/corpus/manifest.jsonl]
+    python -m benchmarks.tts_eval [--model hylac-tts-tiny] [--corpus data/corpus/manifest.jsonl]
         [--sentences 50] [--sweep-sentences 10] [--threads 2] [--quick] [--out benchmarks/results]
 
 Held-out English sentences of the corpus (``--split test``) are spoken with a voice
@@ -39,11 +39,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import tts  # noqa: E402
-from benchmarks.common import (  # noqa: E402
+import tts
+from benchmarks.common import (
     REPO_ROOT,
     Panel,
     Series,
@@ -54,7 +51,7 @@ from benchmarks.common import (  # noqa: E402
     write_json,
     write_markdown,
 )
-from codec import metrics as M  # noqa: E402
+from codec import metrics as M
 
 STEPS_SWEEP = (1, 2, 4, 8, 16)
 CFG_SWEEP = (1.0, 1.2, 2.0)

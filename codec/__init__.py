@@ -1,6 +1,7 @@
 """hylac codec: a streaming 12.5 Hz hybrid semantic + acoustic speech codec.
 
-Public API (``tts`` and user code import only these names)::
+Public API (``tts`` and user code import only these names, and :mod:`codec.training`
+for training)::
 
     model = codec.load("hylac-tiny")               # or a folder with config.json + model.safetensors
     latents = model.encode(wav, sample_rate)         # Latents: .semantic [B, T], .acoustic_codes [B, T, 36]
@@ -9,11 +10,16 @@ Public API (``tts`` and user code import only these names)::
         frames = model.encode_chunk(chunk); out = model.decode_chunk(frames)
     model.use_int8()                                 # real time on one CPU core, with
     with model.streaming(1, trace_frames=1): ...     # traced one-frame steps
+
+Layout: :mod:`codec.model` (the codec: :mod:`~codec.encoder`, :mod:`~codec.quantize`,
+:mod:`~codec.decoder`, output heads in :mod:`codec.heads`), building blocks in
+:mod:`codec.nn`, files in :mod:`codec.io`, the latent contract in :mod:`codec.latents`,
+training in :mod:`codec.training`, the command line in :mod:`codec.cli`.
 """
 
-from .cli.exit_codes import ExitCode
-from .config import CodecConfig
-from .latent_file import (
+from codec.cli.exit_codes import ExitCode
+from codec.config import CodecConfig
+from codec.io.latent_file import (
     CodecStamp,
     LatentFileError,
     LatentFileInfo,
@@ -21,7 +27,9 @@ from .latent_file import (
     same_latent_space,
     save_latents,
 )
-from .latents import (
+from codec.io.weights import load_weights_folder, save_weights_folder
+from codec.languages import LANGUAGES
+from codec.latents import (
     FRAME_RATE,
     FRAME_SIZE,
     SAMPLE_RATE,
@@ -31,31 +39,22 @@ from .latents import (
     num_frames,
     snap_to_grid,
 )
-from .model import CodecOutput, HybridCodec, available_models, load
-from .phonemes import LANGUAGES, PHONEME_VOCAB, phoneme_ids, phonemize, phonemize_many
-from .serialization import JsonConfig, load_weights_folder, save_weights_folder
-from .trainer import StepRunner, Trainer, TrainerConfig, TrainingTask, TrainResult, run_training
+from codec.model import CodecOutput, HybridCodec
+from codec.models import available_models, load
 
 __all__ = [
     "FRAME_RATE",
     "FRAME_SIZE",
     "LANGUAGES",
-    "PHONEME_VOCAB",
     "SAMPLE_RATE",
     "CodecConfig",
     "CodecOutput",
     "CodecStamp",
     "ExitCode",
     "HybridCodec",
-    "JsonConfig",
     "LatentFileError",
     "LatentFileInfo",
     "Latents",
-    "StepRunner",
-    "TrainResult",
-    "Trainer",
-    "TrainerConfig",
-    "TrainingTask",
     "available_models",
     "fsq_codes_to_values",
     "fsq_values_to_codes",
@@ -63,10 +62,6 @@ __all__ = [
     "load_latents",
     "load_weights_folder",
     "num_frames",
-    "phoneme_ids",
-    "phonemize",
-    "phonemize_many",
-    "run_training",
     "same_latent_space",
     "save_latents",
     "save_weights_folder",

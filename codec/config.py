@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .latents import FRAME_SIZE, SAMPLE_RATE, bits_per_frame
-from .serialization import JsonConfig
+from codec.heads import HeadConfig, PatchHeadConfig, head_config
+from codec.io.weights import JsonConfig
+from codec.latents import FRAME_SIZE, SAMPLE_RATE, bits_per_frame
 
 
 @dataclass
@@ -17,7 +18,7 @@ class CodecConfig(JsonConfig):
     The encoder cuts 24 kHz audio into ``patch_size``-sample patches (100 Hz), then runs
     ``len(encoder_strides)`` stages of [transformer layers with sliding-window attention,
     causal strided conv]; the decoder mirrors it. ``patch_size * prod(encoder_strides)``
-    must equal the 1920-sample frame. Stored as JSON (:class:`~codec.serialization.JsonConfig`).
+    must equal the 1920-sample frame. Stored as JSON (:class:`~codec.io.weights.JsonConfig`).
     """
 
     config_kind = "codec"
@@ -35,24 +36,8 @@ class CodecConfig(JsonConfig):
     decoder_windows: tuple[int, ...] = (2, 4, 8, 16)
     decoder_strides: tuple[int, ...] = (1, 2, 2, 2)
     layer_scale: float = 0.1
-    # Decoder output: "patch" projects each 100 Hz step to 240 samples; "istft" predicts a
-    # spectrum per step and overlap-adds grains of istft_size samples (smoother boundaries);
-    # "harmonic" adds a bank of `harmonics` oscillators driven by a predicted F0 to such an
-    # iSTFT residual (periodic voiced speech by construction; train it with loss.f0 > 0);
-    # "source_filter" passes a pulse train at a predicted F0 and noise through filters made
-    # from a predicted envelope (`envelope_bands` mel-spaced points) and voicing share
-    # (`voicing_bands` points), each filtering the last istft_size excitation samples
-    # (train it with loss.f0 and loss.voicing > 0).
-    decoder_head: str = "patch"
-    istft_size: int = 960
-    harmonics: int = 48
-    envelope_bands: int = 64
-    voicing_bands: int = 8
-    # Harmonic and source-filter heads in training: share of items whose voiced steps drive
-    # the oscillators (pulses) with the input's measured F0 (codec.pitch) instead of the
-    # predicted one. Without it the reconstruction losses mute the harmonics before the
-    # predicted F0 is any good.
-    f0_forcing_prob: float = 0.5
+    # The decoder's output head (codec.heads): its kind and settings.
+    head: HeadConfig = field(default_factory=PatchHeadConfig)
     # Semantic stream: one VQ codebook, looked up in a low-dim l2-normalised space
     # (factorised codes keep far more of a large codebook in use than a 256-d lookup).
     semantic_dim: int = 256
@@ -96,20 +81,10 @@ class CodecConfig(JsonConfig):
             raise ValueError(f"dim={self.dim} is not divisible by num_heads={self.num_heads}")
         if self.acoustic_levels < 2 or self.semantic_codebook_size < 2:
             raise ValueError("acoustic_levels and semantic_codebook_size must be >= 2")
-        probs = (self.semantic_vq_prob, self.acoustic_quantize_prob, self.acoustic_dither_prob, self.f0_forcing_prob)
+        probs = (self.semantic_vq_prob, self.acoustic_quantize_prob, self.acoustic_dither_prob)
         if any(not 0.0 <= p <= 1.0 for p in probs) or self.acoustic_quantize_prob + self.acoustic_dither_prob > 1.0:
-            raise ValueError("quantization schedule and f0_forcing_prob probabilities must be in [0, 1] "
-                             "and quantize + dither <= 1")
-        if self.decoder_head not in ("patch", "istft", "harmonic", "source_filter"):
-            raise ValueError("decoder_head must be 'patch', 'istft', 'harmonic' or 'source_filter', "
-                             f"got {self.decoder_head!r}")
-        if self.envelope_bands < 2 or self.voicing_bands < 2:
-            raise ValueError(f"envelope_bands and voicing_bands must be >= 2, got {self.envelope_bands} "
-                             f"and {self.voicing_bands}")
-        if self.harmonics < 1:
-            raise ValueError(f"harmonics must be >= 1, got {self.harmonics}")
-        if self.decoder_head != "patch" and (self.istft_size < self.patch_size or self.istft_size % self.patch_size):
-            raise ValueError(f"istft_size ({self.istft_size}) must be a multiple of patch_size ({self.patch_size})")
+            raise ValueError("quantization schedule probabilities must be in [0, 1] and quantize + dither <= 1")
+        self.head = head_config(self.head)
         if self.offline_chunk_frames < 1:
             raise ValueError("offline_chunk_frames must be >= 1")
 

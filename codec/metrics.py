@@ -8,7 +8,7 @@ it) trims a pair to a common, delay-compensated span first.
 The perceptual metrics follow their standards' rates: PESQ-WB at 16 kHz, PESQ-NB at
 8 kHz, STOI/ESTOI and speaker similarity from 16 kHz input; the mel distance is taken
 at 24 kHz, the codec's rate, and so are the pitch metrics (`f0_error`, `vde`: YIN
-tracks of `codec.pitch` every 10 ms). Inputs at other rates are resampled here.
+tracks of `codec.heads.dsp` every 10 ms). Inputs at other rates are resampled here.
 
 Only numpy and torch are needed at import time, so training code can use `si_sdr` and
 `mel_distance` without the evaluation extras. `pesq`, `pystoi`, `resemblyzer`,
@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .audio_io import resample as _resample
+from codec.io.audio import resample as _resample
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -112,7 +112,7 @@ def _check_rate(sample_rate: int) -> int:
 
 def resample(x: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     """Band-limited resampling of a 1-D array `[N] -> [N * new_sr / orig_sr]` (float64), with
-    the codec's one resampler (`codec.audio_io.resample`)."""
+    the codec's one resampler (`codec.io.audio.resample`)."""
     orig_sr, new_sr = _check_rate(orig_sr), _check_rate(new_sr)
     if orig_sr == new_sr:
         return x
@@ -277,8 +277,8 @@ def mel_distance(
 
 
 def _pitch_tracks(reference: ArrayLike, estimate: ArrayLike, sample_rate: int) -> tuple[torch.Tensor, ...]:
-    """F0 and voicing per 10 ms of both signals (YIN of `codec.pitch`, at 24 kHz)."""
-    from .pitch import estimate_f0
+    """F0 and voicing per 10 ms of both signals (YIN of `codec.heads.dsp`, at 24 kHz)."""
+    from codec.heads.dsp import estimate_f0
 
     ref, est = _pair(reference, estimate)
     sr = _check_rate(sample_rate)

@@ -1,4 +1,4 @@
-"""Build the offline multilingual speech corpus (see `codec.corpus`).
+"""Build the offline multilingual speech corpus (see `codec.training.corpus`).
 
 Example: python scripts/build_corpus.py --out data/corpus --hours 10 --workers 2
 """
@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from codec.corpus import CorpusConfig, build_corpus
-from codec.phonemes import LANGUAGES
+from codec.training.corpus import CorpusConfig, build_corpus
+from codec.training.phonemes import LANGUAGES
 
 
 def main(argv: list[str] | None = None) -> int:

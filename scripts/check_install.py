@@ -24,7 +24,7 @@ def main() -> int:
         import numpy as np
         import torch
 
-        from codec.audio_io import resample
+        from codec.io.audio import resample
 
         x = np.sin(np.arange(4410, dtype=np.float32) * 0.05)
         y = resample(x, 44100, 24000)

@@ -20,7 +20,7 @@ import torch
 
 import codec
 from codec import metrics
-from codec.audio_io import resample
+from codec.io.audio import resample
 
 ASSETS = Path(codec.__file__).parent / "assets"
 REAL = ASSETS / "real"  # public-domain recordings of one human reader (the corpus is synthetic)

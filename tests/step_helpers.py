@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from codec.modules import set_streaming
+from codec.nn import set_streaming
 
 
 class WavBatch:

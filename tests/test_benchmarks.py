@@ -364,7 +364,7 @@ def test_decoder_ceiling_fits_lower_the_loss_and_report(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     folder = tmp_path / "sf-codec"
-    codec.HybridCodec(codec.CodecConfig.tiny(decoder_head="source_filter")).save(folder)
+    codec.HybridCodec(codec.CodecConfig.tiny(head={"kind": "source_filter"})).save(folder)
     model = codec.load(folder).eval()
     clip = codec_quality.Clip("c", tmp_path / "c.wav", speechlike(0.64, sr=24000), 24000, "en")
     loss_fn = DC.ReconstructionLoss(DC.LossConfig())

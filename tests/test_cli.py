@@ -15,13 +15,14 @@ import soundfile as sf
 import torch
 
 import codec
-from codec import ExitCode, commands
+from codec import ExitCode
+from codec.cli import commands
+from codec.cli.encode_manifest import encode_manifest
+from codec.cli.jobs import RunOptions
 from codec.cli.main import build_parser
 from codec.cli.main import main as cli_main
-from codec.commands import RunOptions
-from codec.latent_file import CodecStamp, load_latents, read_latent_info, save_latents
+from codec.io.latent_file import CodecStamp, load_latents, read_latent_info, save_latents
 from codec.latents import SAMPLE_RATE
-from codec.manifest import encode_manifest
 
 SCRIPT = Path(sys.executable).with_name("hylac-codec")
 
@@ -429,3 +430,18 @@ def test_manifest_under_torchrun_writes_each_output_once_and_resumes(model_dir: 
     assert all(p.is_file() for p in removed)
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 6
+
+
+def test_the_cli_and_model_encode_resample_alike(run, model: codec.HybridCodec, tmp_path: Path) -> None:
+    """One resampler: a 44.1 kHz stereo file encoded by the CLI (block-wise reading and
+    resampling) gives the codes of model.encode on the file's samples."""
+    stereo = np.stack([speech_like(2.3, 44100, 1), speech_like(2.3, 44100, 2)], axis=1)
+    src = tmp_path / "in44k.wav"
+    sf.write(src, stereo, 44100, subtype="FLOAT")
+    assert run("encode", src, "-o", tmp_path / "x.hylat", "--chunk-seconds", "0.5")[0] == ExitCode.OK
+    from_cli, _ = load_latents(tmp_path / "x.hylat")
+    samples, rate = sf.read(src, dtype="float32", always_2d=True)
+    direct = model.encode(torch.from_numpy(samples.T.copy()), rate)
+    assert from_cli.num_samples == direct.num_samples
+    assert torch.equal(from_cli.semantic, direct.semantic)
+    assert torch.equal(from_cli.acoustic_codes, direct.acoustic_codes)

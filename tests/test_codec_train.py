@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 import codec
 from codec import ExitCode
 from codec.cli.main import main as cli_main
-from codec.train import export, train
+from codec.training.task import train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,6 +40,11 @@ def write_corpus(root: Path, n: int = 12) -> Path:
     manifest = root / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
     return manifest
+
+
+def export(checkpoint: Path, out: Path, dtype: torch.dtype = torch.float16) -> Path:
+    """What ``hylac-codec export`` does: a checkpoint's codec as a model folder."""
+    return codec.load(checkpoint).save(out, dtype=dtype, overwrite=False)
 
 
 def write_config(tmp: Path, manifest: Path, out_dir: Path, model: dict | None = None, **trainer) -> Path:
@@ -97,7 +102,7 @@ def test_resume_is_exact(tmp_path: Path, corpus: Path, monkeypatch: pytest.Monke
     straight = train(write_config(tmp_path, corpus, tmp_path / "a", valid_every=0))
     config = write_config(tmp_path, corpus, tmp_path / "b", valid_every=0)
 
-    import codec.train as codec_train
+    import codec.training.task as codec_train
 
     real_step = codec_train.codec_train_step
 
@@ -161,8 +166,8 @@ def test_init_from_a_shipped_folder(tmp_path: Path, corpus: Path) -> None:
 def test_init_skip_starts_a_new_decoder_head_from_a_shipped_folder(tmp_path: Path, corpus: Path) -> None:
     source = codec.HybridCodec(codec.CodecConfig.tiny(name="hylac-test"))  # patch head
     folder = source.save(tmp_path / "start")
-    harmonic = {"decoder_head": "harmonic", "harmonics": 8}
-    config = write_config(tmp_path, corpus, tmp_path / "h", model=harmonic, max_steps=1, valid_every=0,
+    new_head = {"head": {"kind": "source_filter", "envelope_bands": 8, "voicing_bands": 4}}
+    config = write_config(tmp_path, corpus, tmp_path / "h", model=new_head, max_steps=1, valid_every=0,
                           lr={"gen": 0.0, "disc": 0.0}, init_from={"codec": str(folder)},
                           init_skip=["codec.decoder.out"])
     result = train(config)
@@ -173,11 +178,11 @@ def test_init_skip_starts_a_new_decoder_head_from_a_shipped_folder(tmp_path: Pat
     shared = [k for k in start if not k.startswith("decoder.out") and k not in moved_by_restart]
     assert shared and all(torch.equal(trained[k], start[k]) for k in shared)
     assert "decoder.out.proj.weight" in trained and "decoder.out.weight" not in trained
-    strict = write_config(tmp_path, corpus, tmp_path / "strict", model=harmonic, max_steps=1, valid_every=0,
+    strict = write_config(tmp_path, corpus, tmp_path / "strict", model=new_head, max_steps=1, valid_every=0,
                           init_from={"codec": str(folder)})
     with pytest.raises(RuntimeError, match="decoder.out.proj.weight"):
         train(strict)
-    typo = write_config(tmp_path, corpus, tmp_path / "typo", model=harmonic, max_steps=1, valid_every=0,
+    typo = write_config(tmp_path, corpus, tmp_path / "typo", model=new_head, max_steps=1, valid_every=0,
                         init_from={"codec": str(folder)}, init_skip=["codec.decoder.head"])
     with pytest.raises(ValueError, match="init_skip names 'decoder.head'"):
         train(typo)
@@ -188,7 +193,7 @@ def test_decoder_finetune_keeps_the_latent_space(tmp_path: Path, corpus: Path) -
     first = train(write_config(tmp_path, corpus, tmp_path / "stage1", max_steps=2, valid_every=0))
     config = write_config(tmp_path, corpus, tmp_path / "stage2", max_steps=2, valid_every=0,
                           init_from={"codec": str(first.checkpoint), "teacher": str(first.checkpoint)},
-                          freeze=["codec.encoder", "codec.semantic_vq", "teacher"])
+                          freeze=["codec.encoder", "codec.quantizer", "teacher"])
     second = train(config)
     before = load_file(str(first.checkpoint / "codec.safetensors"))
     after = load_file(str(second.checkpoint / "codec.safetensors"))
@@ -203,36 +208,28 @@ def test_decoder_finetune_keeps_the_latent_space(tmp_path: Path, corpus: Path) -
 
 
 def test_codec_recipes_load_and_stage_two_matches_stage_one() -> None:
-    from codec import TrainerConfig
-    from codec.configfile import load_config
-    from codec.train import SCHEMA
+    from codec.training import TrainerConfig
+    from codec.training.recipe import load_config
+    from codec.training.task import SCHEMA
 
-    names = ("tiny.yaml", "base.yaml", "tiny_decoder.yaml", "tiny_harmonic.yaml", "tiny_source_filter.yaml",
+    names = ("tiny.yaml", "base.yaml", "tiny_decoder.yaml", "tiny_source_filter.yaml",
              "tiny_source_filter_decoder.yaml", "tiny_source_filter_envelope.yaml")
     loaded = {name: load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA}) for name in names}
     tiny, decoder = loaded["tiny.yaml"]["model"], loaded["tiny_decoder.yaml"]["model"]
     shape_keys = ("dim", "num_heads", "mlp_ratio", "encoder_layers", "decoder_layers", "semantic_codebook_size",
-                  "acoustic_dim", "acoustic_levels", "decoder_head")
+                  "acoustic_dim", "acoustic_levels", "head")
     assert all(getattr(tiny, k) == getattr(decoder, k) for k in shape_keys)
     # Stage 3 is stage 2 with a new head: everything else must match.
     shipped = loaded["tiny_source_filter.yaml"]
     assert shipped["loss"].f0 > 0 and shipped["loss"].voicing > 0 and shipped["loss"].waveform == 0
-    assert all(getattr(tiny, k) == getattr(shipped["model"], k) for k in shape_keys if k != "decoder_head")
+    assert all(getattr(tiny, k) == getattr(shipped["model"], k) for k in shape_keys if k != "head")
     assert shipped["trainer"].init_skip == ["codec.decoder.out"]
-    # The harmonic recipe starts from the shipped model with its own head.
-    harmonic = loaded["tiny_harmonic.yaml"]
-    assert harmonic["model"].decoder_head == "harmonic" and harmonic["loss"].f0 > 0
-    assert all(getattr(tiny, k) == getattr(harmonic["model"], k) for k in shape_keys if k != "decoder_head")
-    assert harmonic["trainer"].init_skip == ["codec.decoder.out"]
-    from codec.checkpoint import load_module_weights
-
-    start = REPO / harmonic["trainer"].init_from["codec"] / "model.safetensors"
-    load_module_weights(codec.HybridCodec(harmonic["model"]), start, skip=["decoder.out"])
-    assert loaded["tiny_decoder.yaml"]["trainer"].freeze == ["codec.encoder", "codec.semantic_vq"]
+    assert shipped["model"].head.kind == "source_filter"
+    assert loaded["tiny_decoder.yaml"]["trainer"].freeze == ["codec.encoder", "codec.quantizer"]
     assert decoder.semantic_vq_prob == decoder.acoustic_quantize_prob == 1.0
     # Stage 4 trains stage 3's decoder only: same model, latent space kept, quantized inputs.
     stage4 = loaded["tiny_source_filter_decoder.yaml"]
-    assert stage4["trainer"].freeze == ["codec.encoder", "codec.semantic_vq"] and not stage4["trainer"].init_skip
+    assert stage4["trainer"].freeze == ["codec.encoder", "codec.quantizer"] and not stage4["trainer"].init_skip
     assert all(getattr(stage4["model"], k) == getattr(shipped["model"], k) for k in shape_keys)
     assert stage4["model"].acoustic_quantize_prob == 1.0 and stage4["model"].acoustic_dither_prob == 0.0
     assert stage4["loss"].f0 == shipped["loss"].f0 and stage4["loss"].voicing == shipped["loss"].voicing
@@ -292,9 +289,9 @@ def test_train_tiny_script_chains_the_stages(tmp_path: Path) -> None:
     assert "trainer.init_from.codec=runs/hylac-tiny-sf-envelope/checkpoints/step_0001200" in trains[6]
     assert "loss.envelope=40.0" in trains[6] and "trainer.out_dir=runs/hylac-tiny-sf-envelope-2" in trains[6]
     # Each stage's start is the previous stage's export.
-    from codec import TrainerConfig
-    from codec.configfile import load_config
-    from codec.train import SCHEMA
+    from codec.training import TrainerConfig
+    from codec.training.recipe import load_config
+    from codec.training.task import SCHEMA
 
     def start(name: str) -> str:
         return load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA})["trainer"].init_from["codec"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codec.corpus import (
-    SAMPLE_RATE,
+from codec.latents import SAMPLE_RATE
+from codec.training.corpus import (
     VOICES,
     CorpusConfig,
     Voice,
@@ -16,7 +16,7 @@ from codec.corpus import (
     finish_audio,
     make_speakers,
 )
-from codec.phonemes import LANGUAGES, phonemize
+from codec.training.phonemes import LANGUAGES, phonemize
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng not installed (Debian package espeak-ng)"

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from codec.data import (
+from codec.training.data import (
     FRAME_SIZE,
     AudioDataset,
     AudioFileError,
@@ -17,7 +17,7 @@ from codec.data import (
     load_items,
     probe_items,
 )
-from codec.phonemes import phoneme_ids
+from codec.training.phonemes import phoneme_ids
 
 
 def _write(path: Path, seconds: float, sr: int = 16000, channels: int = 1, seed: int = 0) -> Path:
@@ -210,7 +210,7 @@ def test_whole_utterances_resampling_loudness_and_transcripts(files):
 
 def test_phonemize_missing(files):
     pytest.importorskip("ctypes")
-    from codec.phonemes import phonemize
+    from codec.training.phonemes import phonemize
 
     try:
         expected = phoneme_ids(phonemize("hello there", "en"))

@@ -13,8 +13,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 import codec
-from codec.audio_io import OutputExistsError, OutputWriteError, atomic_output
-from codec.latent_file import (
+from codec.io.audio import OutputExistsError, OutputWriteError, atomic_output
+from codec.io.latent_file import (
     CodecMismatchError,
     CodecStamp,
     LatentFileError,
@@ -110,7 +110,7 @@ def test_a_decoder_fine_tune_still_reads_the_files(tmp_path: Path) -> None:
     assert info.codec_latent_sha256 == tuned.latent_hash
     assert torch.equal(loaded.semantic, latents.semantic)
     with torch.no_grad():
-        tuned.semantic_vq.codebook.add_(0.01)  # the codes now mean something else
+        tuned.quantizer.semantic.codebook.add_(0.01)  # the codes now mean something else
     with pytest.raises(CodecMismatchError):
         load_latents(path, tuned)
 

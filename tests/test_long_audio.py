@@ -11,9 +11,9 @@ import soxr
 import torch
 
 import codec
-from codec.audio_io import AudioInputError, AudioReader
-from codec.commands import RunOptions, decode_paths, encode_paths, encode_stream
-from codec.latent_file import load_latents
+from codec.cli.commands import RunOptions, decode_paths, encode_paths, encode_stream
+from codec.io.audio import AudioInputError, AudioReader
+from codec.io.latent_file import load_latents
 from codec.latents import FRAME_SIZE, SAMPLE_RATE
 
 

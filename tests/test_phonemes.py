@@ -3,8 +3,8 @@ import hashlib
 
 import pytest
 
-from codec import phonemes as P
-from codec.phonemes import (
+from codec.training import phonemes as P
+from codec.training.phonemes import (
     BLANK_ID,
     LANGUAGES,
     NUM_PHONEMES,

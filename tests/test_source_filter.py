@@ -9,9 +9,10 @@ import torch
 from step_helpers import AdamStepper, WavBatch, assert_causal_and_streams
 
 import codec
-from codec.losses import LossConfig, ReconstructionLoss, codec_train_step, voicing_loss
-from codec.modules import SourceFilterHead, minimum_phase
-from codec.pitch import estimate_f0
+from codec.heads import SourceFilterHead
+from codec.heads.dsp import estimate_f0, minimum_phase
+from codec.nn.int8 import is_int8
+from codec.training.losses import LossConfig, ReconstructionLoss, codec_train_step, voicing_loss
 
 SR = 24000
 BANDS, VBANDS = 16, 4
@@ -26,7 +27,7 @@ def constant_head(hz: float, voicing: float, envelope: torch.Tensor | float = -3
     """A head whose every step asks for F0 ``hz``, voicing logit ``voicing`` (all bands) and
     log envelope ``envelope`` (``[BANDS]`` or one value), whatever its input."""
     head = SourceFilterHead(4, hop=240, size=960, bands=BANDS, voicing_bands=VBANDS)
-    s = (math.log(hz) - head.log_f0_min) / (head.log_f0_max - head.log_f0_min)
+    s = (math.log(hz) - math.log(head.f0_min)) / (math.log(head.f0_max) - math.log(head.f0_min))
     with torch.no_grad():
         head.proj.weight.zero_()
         head.proj.bias[0] = math.log(s / (1 - s))
@@ -88,21 +89,23 @@ def test_source_filter_head_is_causal_and_streams_exactly() -> None:
 
 
 def test_source_filter_head_rejects_bad_shapes() -> None:
-    with pytest.raises(ValueError, match="twice the hop"):
+    with pytest.raises(ValueError, match="two hops"):
         SourceFilterHead(8, hop=240, size=240)
+    with pytest.raises(ValueError, match="multiple of the hop"):
+        SourceFilterHead(8, hop=240, size=1000)
     with pytest.raises(ValueError, match="bands"):
         SourceFilterHead(8, hop=240, size=960, bands=1)
     with pytest.raises(ValueError, match="voicing_bands"):
-        codec.CodecConfig.tiny(decoder_head="source_filter", voicing_bands=1)
-    with pytest.raises(ValueError, match="decoder_head"):
-        codec.CodecConfig.tiny(decoder_head="source-filter")
+        codec.CodecConfig.tiny(head={"kind": "source_filter", "voicing_bands": 1})
+    with pytest.raises(ValueError, match="head kind"):
+        codec.CodecConfig.tiny(head={"kind": "source-filter"})
 
 
 # ----------------------------------------------------------------------------- the codec with it
 @pytest.fixture(scope="module")
 def sf_codec() -> codec.HybridCodec:
     torch.manual_seed(0)
-    cfg = codec.CodecConfig.tiny(decoder_head="source_filter", envelope_bands=BANDS, voicing_bands=VBANDS)
+    cfg = codec.CodecConfig.tiny(head={"kind": "source_filter", "envelope_bands": BANDS, "voicing_bands": VBANDS})
     m = codec.HybridCodec(cfg).eval()
     with torch.no_grad():
         m.decoder.out.proj.bias[1:1 + BANDS].fill_(-2.0)  # audible, so that the checks below see it
@@ -133,8 +136,7 @@ def test_source_filter_codec_int8_keeps_the_head_float(sf_codec: codec.HybridCod
     m = sf_codec
     m.use_int8()
     try:
-        assert not m.decoder.out.__dict__["_int8"] and not m.decoder.out.proj.__dict__["_int8"]
-        assert m.decoder.inp.__dict__["_int8"]
+        assert not any(is_int8(mod) for mod in m.decoder.out.modules()) and is_int8(m.decoder.inp)
     finally:
         m.use_int8(False)
 
@@ -149,7 +151,7 @@ def test_voicing_loss_is_cross_entropy_against_the_voiced_steps() -> None:
 
 def test_training_steps_teach_the_head_pitch_and_voicing() -> None:
     torch.manual_seed(0)
-    cfg = codec.CodecConfig.tiny(decoder_head="source_filter", envelope_bands=BANDS, voicing_bands=VBANDS)
+    cfg = codec.CodecConfig.tiny(head={"kind": "source_filter", "envelope_bands": BANDS, "voicing_bands": VBANDS})
     m = codec.HybridCodec(cfg).train()
     loss_cfg = LossConfig(mel=1.0, mel_windows=(256, 1024), mel_bins=(40, 80), waveform=0.0, stft=0.0,
                           adversarial=0.0, distill=0.0, f0=10.0, voicing=1.0)
@@ -163,5 +165,6 @@ def test_training_steps_teach_the_head_pitch_and_voicing() -> None:
     with torch.no_grad():
         out = m.eval()(wav)
     head = m.decoder.out
-    assert out.voicing is not None and out.voicing.shape == (2, 24, head.supervised)
+    assert out.head.controls["voicing"].shape == (2, 24, head.supervised)
+    assert out.head.controls["f0"].shape == out.head.targets["voiced"].shape == (2, 24)
     assert 1 <= head.supervised < VBANDS

@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from codec import checkpoint as ckpt
-from codec.configfile import ConfigError, dataclass_from_dict, dataclass_to_dict, load_config
-from codec.trainer import (
+from codec.training import checkpoint as ckpt
+from codec.training.recipe import ConfigError, dataclass_from_dict, dataclass_to_dict, load_config
+from codec.training.trainer import (
     StepBatchSampler,
     StepRunner,
     Trainer,
@@ -417,7 +417,7 @@ TORCHRUN_SCRIPT = """
 import os, sys, torch
 sys.path.insert(0, {tests!r})
 from test_trainer import make_task, toy_config
-from codec.trainer import Trainer
+from codec.training.trainer import Trainer
 
 rank = int(os.environ["RANK"])
 task = make_task(init_seed=100 + rank)  # different initial weights on each rank

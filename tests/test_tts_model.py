@@ -73,7 +73,7 @@ def test_byte_frontend_is_utf8():
 
 def test_phoneme_frontend_reads_ipa_like_espeak():
     fe = TextFrontend("phonemes")
-    from codec import phonemize
+    from codec.training import phonemize
 
     assert fe.encode("Hello world", "en") == fe.encode_phonemes(phonemize("Hello world", "en"), "en")
 

@@ -188,8 +188,7 @@ def synth_sampling():
 
 
 def test_config_files_load_with_the_trainer_schema():
-    from codec import TrainerConfig
-    from codec.configfile import load_config
+    from codec.training import TrainerConfig, load_config
     from tts.train import SCHEMA
 
     root = Path(__file__).resolve().parents[1] / "configs"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from codec import LANGUAGES, PHONEME_VOCAB, phoneme_ids, phonemize
+from codec import LANGUAGES
+from codec.training import PHONEME_VOCAB, phoneme_ids, phonemize
 
 from .config import TEXT_FRONTENDS
 

@@ -14,18 +14,9 @@ import torch
 from safetensors.torch import load_model
 from torch import nn
 
-from codec import (
-    FRAME_RATE,
-    FRAME_SIZE,
-    CodecStamp,
-    HybridCodec,
-    Latents,
-    StepRunner,
-    TrainingTask,
-    TrainResult,
-    run_training,
-)
+from codec import FRAME_RATE, FRAME_SIZE, CodecStamp, HybridCodec, Latents
 from codec import load as load_codec
+from codec.training import StepRunner, TrainingTask, TrainResult, run_training
 
 from .config import SamplingConfig, TTSConfig
 from .data import DataConfig, LatentPairDataset, TTSItem, collate

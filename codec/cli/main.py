@@ -2,7 +2,7 @@
 
 Each subcommand is an entry of :data:`SUBCOMMANDS`: a function adding its arguments
 and a function running it on the parsed namespace; the work itself lives in
-:mod:`codec.commands` and :mod:`codec.manifest`, so scripts and tests call the same code.
+:mod:`codec.cli.commands` and :mod:`codec.cli.encode_manifest`, so scripts and tests call the same code.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from codec import commands
-from codec.audio_io import OutputWriteError
+from codec.cli import commands
+from codec.cli.encode_manifest import encode_manifest
 from codec.cli.exit_codes import ExitCode, exit_code_help
-from codec.commands import RunOptions, RunSummary, UsageError
-from codec.latent_file import LatentFileError
-from codec.manifest import encode_manifest
-from codec.model import HybridCodec, load
+from codec.cli.jobs import RunOptions, RunSummary, UsageError
+from codec.io.audio import OutputWriteError
+from codec.io.latent_file import LatentFileError
+from codec.model import HybridCodec
+from codec.models import load
 
 PROG = "hylac-codec"
 
@@ -93,7 +94,7 @@ def _options(args: argparse.Namespace, **extra: object) -> RunOptions:
     )
 
 
-def _device(choice: str) -> torch.device:
+def _parse_device(choice: str) -> torch.device:
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda":
@@ -110,7 +111,7 @@ class _ModelLoadError(Exception):
 def _load_model(args: argparse.Namespace) -> HybridCodec:
     if args.int8 and args.device == "cuda":
         raise UsageError("--int8 runs on the CPU only; drop --device cuda")
-    device = _device("cpu" if args.int8 else args.device)
+    device = _parse_device("cpu" if args.int8 else args.device)
     try:
         model = load(args.model, device=device)
     except Exception as err:  # any failure here means "this model cannot be used"
@@ -210,7 +211,7 @@ def _run_manifest(args: argparse.Namespace) -> int:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     distributed = world_size > 1
     if distributed:
-        device = _device(args.device)
+        device = _parse_device(args.device)
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
@@ -239,8 +240,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from codec.configfile import ConfigError
-    from codec.train import train
+    from codec.training.recipe import ConfigError
+    from codec.training.task import train
 
     if not os.path.isfile(args.config):
         raise UsageError(f"config file {args.config!r} does not exist")
@@ -261,12 +262,14 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from codec.train import export
-
     if not os.path.isdir(args.checkpoint):
         raise UsageError(f"checkpoint folder {args.checkpoint!r} does not exist")
     try:
-        folder = export(args.checkpoint, args.output, dtype=getattr(torch, args.dtype), overwrite=args.overwrite)
+        model = load(args.checkpoint)
+    except Exception as err:
+        raise _ModelLoadError(f"cannot load checkpoint {args.checkpoint!r}: {err}") from err
+    try:
+        folder = model.save(args.output, dtype=getattr(torch, args.dtype), overwrite=args.overwrite)
     except FileExistsError:
         raise OutputWriteError(args.output, "it already holds a model; pass --overwrite to replace it") from None
     log.info("wrote %s", folder)

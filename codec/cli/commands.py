@@ -1,4 +1,4 @@
-"""The work behind ``hylac-codec``: encode, decode, round-trip and inspect (manifests: :mod:`codec.manifest`).
+"""The work behind ``hylac-codec``: encode, decode, round-trip and inspect (manifests: :mod:`codec.cli.encode_manifest`).
 
 Each command is an importable function taking a loaded codec and paths and returning a
 :class:`RunSummary`; the CLI only parses arguments, loads the model and prints. Inputs
@@ -22,19 +22,26 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from codec.audio_io import (
+from codec.cli.jobs import (
+    OUTPUT_AUDIO_SUFFIXES,
+    ItemResult,
+    Job,
+    RunOptions,
+    RunSummary,
+    failure,
+    ordered_results,
+    plan_jobs,
+)
+from codec.io.audio import (
     AUDIO_EXTENSIONS,
-    AudioInputError,
     AudioReader,
     AudioWriter,
     OutputExistsError,
-    OutputWriteError,
     read_audio,
 )
-from codec.latent_file import (
+from codec.io.latent_file import (
     SUFFIX,
     CodecStamp,
-    LatentFileError,
     LatentFileInfo,
     load_latents,
     read_latent_info,
@@ -44,199 +51,6 @@ from codec.latents import FRAME_SIZE, SAMPLE_RATE, Latents, num_frames
 from codec.model import HybridCodec
 
 log = logging.getLogger(__name__)
-
-#: Audio containers written by ``decode`` / ``roundtrip`` (chosen by the output suffix).
-OUTPUT_AUDIO_SUFFIXES = frozenset({".wav", ".flac"})
-
-
-class UsageError(ValueError):
-    """The request itself is wrong (nothing to do, conflicting outputs, bad option values)."""
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass
-class RunOptions:
-    """How a run treats outputs and groups work.
-
-    Attributes:
-        overwrite: replace existing outputs (otherwise an existing output fails that item).
-        skip_existing: treat an existing output as done instead of failing (resuming a run).
-        batch_size: short files (at most one chunk) are encoded/decoded this many at a time.
-        chunk_seconds: streaming chunk length; rounded down to whole frames.
-        progress: show tqdm progress bars.
-        subtype: sample format of written audio (``PCM_16``, ``PCM_24``, ``FLOAT``).
-        metrics: round trip also scores PESQ-WB and STOI against the input.
-    """
-
-    overwrite: bool = False
-    skip_existing: bool = False
-    batch_size: int = 1
-    chunk_seconds: float = 30.0
-    progress: bool = False
-    subtype: str = "PCM_16"
-    metrics: bool = False
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.chunk_frames < 1:
-            raise UsageError(f"--chunk-seconds must cover at least one frame (0.08 s), got {self.chunk_seconds}")
-
-    @property
-    def chunk_frames(self) -> int:
-        return int(self.chunk_seconds * SAMPLE_RATE) // FRAME_SIZE
-
-    @property
-    def chunk_samples(self) -> int:
-        return self.chunk_frames * FRAME_SIZE
-
-
-@dataclass
-class ItemResult:
-    """What happened to one input.
-
-    Attributes:
-        source: the input path.
-        output: the output path (None when none was planned).
-        status: ``"done"``, ``"skipped"`` (output existed) or ``"failed"``.
-        error: one-line reason when failed.
-        output_error: the failure was in writing the output, not in the input.
-        num_frames: latent frames of the item (0 when unknown).
-        num_samples: 24 kHz samples of the item (0 when unknown).
-        metrics: round-trip scores, e.g. ``{"pesq_wb": 2.1, "stoi": 0.9}``.
-    """
-
-    source: Path
-    output: Path | None
-    status: str
-    error: str | None = None
-    output_error: bool = False
-    num_frames: int = 0
-    num_samples: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def duration(self) -> float:
-        return self.num_samples / SAMPLE_RATE
-
-
-@dataclass
-class RunSummary:
-    """All items of one command run, in input order."""
-
-    command: str
-    items: list[ItemResult]
-
-    def with_status(self, status: str) -> list[ItemResult]:
-        return [r for r in self.items if r.status == status]
-
-    @property
-    def failed(self) -> list[ItemResult]:
-        return self.with_status("failed")
-
-    def format(self) -> str:
-        """A closing summary: counts, then each failure on its own line."""
-        done, skipped, failed = (len(self.with_status(s)) for s in ("done", "skipped", "failed"))
-        head = f"{self.command}: {done} done"
-        if skipped:
-            head += f", {skipped} skipped (output exists)"
-        head += f", {failed} failed"
-        return "\n".join([head] + [f"  failed: {r.error}" for r in self.failed])
-
-
-def _failure(source: Path, output: Path | None, err: BaseException) -> ItemResult:
-    message = str(err) if isinstance(err, (AudioInputError, LatentFileError, OutputExistsError, OutputWriteError)) \
-        else f"{source}: {type(err).__name__}: {err}"
-    log.error("error: %s", message, exc_info=log.isEnabledFor(logging.DEBUG))
-    return ItemResult(source, output, "failed", message, isinstance(err, (OutputWriteError, OutputExistsError)))
-
-
-# --------------------------------------------------------------------------- planning
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input and where its output goes."""
-
-    source: Path
-    output: Path
-
-
-def plan_jobs(
-    inputs: Sequence[str | os.PathLike],
-    out: str | os.PathLike | None,
-    *,
-    source_suffixes: frozenset[str],
-    file_suffixes: frozenset[str],
-    folder_suffix: str,
-    beside_suffix: str,
-) -> tuple[list[Job], list[ItemResult]]:
-    """Map inputs (files or folders, searched recursively) to output paths.
-
-    Without ``out`` each output goes beside its input (``stem + beside_suffix``). With a
-    single file input and an ``out`` ending in one of ``file_suffixes``, ``out`` is the
-    output file. Otherwise ``out`` is a folder: files go to ``out/stem + folder_suffix``
-    and a folder's files keep their relative layout under ``out``.
-
-    Returns:
-        ``(jobs, failures)``: failures for folders holding no inputs and for inputs
-        whose output would collide with an earlier one's.
-    """
-    if not inputs:
-        raise UsageError("no inputs given")
-    out_path = Path(out) if out is not None else None
-    single_file_out = (
-        out_path is not None and len(inputs) == 1 and not Path(inputs[0]).is_dir()
-        and out_path.suffix.lower() in file_suffixes and not out_path.is_dir()
-    )
-    if out_path is not None and not single_file_out and out_path.suffix.lower() in file_suffixes:
-        raise UsageError(f"-o {out_path} names a file, but the inputs give several outputs: pass a folder")
-    foreign = (AUDIO_EXTENSIONS | {SUFFIX}) - file_suffixes
-    if out_path is not None and out_path.suffix.lower() in foreign and not out_path.is_dir():
-        wanted = " or ".join(sorted(file_suffixes))
-        raise UsageError(f"-o {out_path}: this command writes {wanted} files (or give a folder)")
-    jobs: list[Job] = []
-    failures: list[ItemResult] = []
-    for raw in inputs:
-        src = Path(raw)
-        if src.is_dir():
-            found = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in source_suffixes
-                           and not p.name.startswith("."))
-            if not found:
-                wanted = ", ".join(sorted(source_suffixes))
-                failures.append(ItemResult(src, None, "failed", f"{src}: folder holds no input files ({wanted})"))
-                log.error("error: %s", failures[-1].error)
-            for p in found:
-                rel = p.relative_to(src)
-                base = out_path if out_path is not None else src
-                suffix = folder_suffix if out_path is not None else beside_suffix
-                jobs.append(Job(p, base / rel.parent / (rel.stem + suffix)))
-        elif out_path is None:
-            jobs.append(Job(src, src.with_name(src.stem + beside_suffix)))
-        elif single_file_out:
-            jobs.append(Job(src, out_path))
-        else:
-            jobs.append(Job(src, out_path / (src.stem + folder_suffix)))
-    seen: dict[Path, Path] = {}
-    unique: list[Job] = []
-    for job in jobs:
-        key = job.output.resolve()
-        if key in seen:
-            failures.append(ItemResult(job.source, job.output, "failed",
-                                       f"{job.source}: its output {job.output} would also be written by {seen[key]}"))
-            log.error("error: %s", failures[-1].error)
-        else:
-            seen[key] = job.source
-            unique.append(job)
-    return unique, failures
-
-
-def _ordered(jobs: Sequence[Job], results: Iterable[ItemResult], extra: Iterable[ItemResult]) -> list[ItemResult]:
-    order = {job.source: i for i, job in enumerate(jobs)}
-    return list(extra) + sorted(results, key=lambda r: order.get(r.source, -1))
-
 
 class _ConversionNotices:
     """Log each kind of input conversion once per run, not once per file."""
@@ -261,10 +75,6 @@ class _ConversionNotices:
 # --------------------------------------------------------------------------- codec passes
 
 
-def _device(model: HybridCodec) -> torch.device:
-    return next(model.parameters()).device
-
-
 def encode_stream(model: HybridCodec, blocks: Iterable[np.ndarray], expected_samples: int | None = None) -> Latents:
     """Encode mono 24 kHz blocks (each a multiple of 1920 samples except the last) as one signal.
 
@@ -279,7 +89,7 @@ def encode_stream(model: HybridCodec, blocks: Iterable[np.ndarray], expected_sam
         latents ``[1, T]`` with ``num_samples`` the total length, equal to
         ``model.encode`` of the concatenated signal.
     """
-    device = _device(model)
+    device = model.device
     semantic = acoustic = None
     filled = total = 0
     levels = model.acoustic_levels
@@ -321,7 +131,7 @@ def decode_stream(model: HybridCodec, latents: Latents, chunk_frames: int) -> It
     remaining = latents.num_samples
     with torch.inference_mode(), model.streaming(1):
         for start in range(0, latents.num_frames, chunk_frames):
-            part = latents.frames(start, start + chunk_frames).to(_device(model))
+            part = latents.frames(start, start + chunk_frames).to(model.device)
             audio = model.decode_chunk(part)[0, 0]
             keep = min(remaining, audio.shape[-1])
             remaining -= keep
@@ -338,7 +148,7 @@ def encode_batch(model: HybridCodec, signals: Sequence[np.ndarray]) -> list[Late
     x = torch.zeros(len(signals), 1, longest)
     for i, s in enumerate(signals):
         x[i, 0, : len(s)] = torch.from_numpy(s)
-    lat = model.encode(x.to(_device(model)), SAMPLE_RATE).to("cpu")
+    lat = model.encode(x.to(model.device), SAMPLE_RATE).to("cpu")
     out = []
     for i, s in enumerate(signals):
         t = num_frames(len(s))
@@ -359,7 +169,7 @@ def decode_batch(model: HybridCodec, items: Sequence[Latents]) -> list[np.ndarra
     for i, it in enumerate(items):
         sem[i, : it.num_frames] = it.semantic[0]
         ac[i, : it.num_frames] = it.acoustic_codes[0]
-    audio = model.decode(Latents(sem, ac, longest * FRAME_SIZE, levels).to(_device(model)))
+    audio = model.decode(Latents(sem, ac, longest * FRAME_SIZE, levels).to(model.device))
     return [audio[i, 0, : it.num_samples].float().cpu().numpy() for i, it in enumerate(items)]
 
 
@@ -403,7 +213,7 @@ def _existing(job: Job, options: RunOptions) -> ItemResult | None:
     if options.skip_existing:
         log.debug("skip %s: %s exists", job.source, job.output)
         return ItemResult(job.source, job.output, "skipped")
-    return _failure(job.source, job.output, OutputExistsError(job.output))
+    return failure(job.source, job.output, OutputExistsError(job.output))
 
 
 def _save(stamp: CodecStamp, job: Job, latents: Latents, reader_info: tuple[int, int], options: RunOptions) -> ItemResult:
@@ -433,7 +243,7 @@ def encode_jobs(model: HybridCodec, jobs: Sequence[Job], options: RunOptions) ->
             try:
                 record(_save(stamp, job, lat if lat is not None else encode_stream(model, [sig]), info, options))
             except Exception as err:
-                record(_failure(job.source, job.output, err))
+                record(failure(job.source, job.output, err))
 
     bar = tqdm(jobs, desc="encode", unit="file", disable=not options.progress or len(jobs) < 2, dynamic_ncols=True)
     for job in bar:
@@ -457,7 +267,7 @@ def encode_jobs(model: HybridCodec, jobs: Sequence[Job], options: RunOptions) ->
                     latents = encode_stream(model, _stream_blocks(reader, inner), reader.num_samples)
             record(_save(stamp, job, latents, info, options))
         except Exception as err:
-            record(_failure(job.source, job.output, err))
+            record(failure(job.source, job.output, err))
     flush()
     return results
 
@@ -471,7 +281,7 @@ def encode_paths(
     jobs, failures = plan_jobs(inputs, out, source_suffixes=AUDIO_EXTENSIONS, file_suffixes=frozenset({SUFFIX}),
                                folder_suffix=SUFFIX, beside_suffix=SUFFIX)
     results = encode_jobs(model, jobs, options)
-    return RunSummary("encode", _ordered(jobs, results, failures))
+    return RunSummary("encode", ordered_results(jobs, results, failures))
 
 
 # --------------------------------------------------------------------------- decode
@@ -506,7 +316,7 @@ def _decode_latents(model: HybridCodec, jobs_latents: Sequence[tuple[Job, Latent
                 n, kept = _write_audio(job.output, blocks, options)
                 record(ItemResult(job.source, job.output, "done", num_frames=lat.num_frames, num_samples=n), kept)
             except Exception as err:
-                record(_failure(job.source, job.output, err), [])
+                record(failure(job.source, job.output, err), [])
     for job, lat in long_:
         try:
             with _chunk_bar(options, lat.num_samples, job.source) as inner:
@@ -514,7 +324,7 @@ def _decode_latents(model: HybridCodec, jobs_latents: Sequence[tuple[Job, Latent
                                        options)
             record(ItemResult(job.source, job.output, "done", num_frames=lat.num_frames, num_samples=n), kept)
         except Exception as err:
-            record(_failure(job.source, job.output, err), [])
+            record(failure(job.source, job.output, err), [])
 
 
 def decode_paths(
@@ -547,7 +357,7 @@ def decode_paths(
         try:
             latents, _ = load_latents(job.source, stamp)
         except Exception as err:
-            record(_failure(job.source, job.output, err), [])
+            record(failure(job.source, job.output, err), [])
             continue
         ready.append((job, latents))
         # Hold at most one batch of codes before writing, so a big folder streams through.
@@ -556,7 +366,7 @@ def decode_paths(
             ready = []
     _decode_latents(model, ready, options, record)
     bar.close()
-    return RunSummary("decode", _ordered(jobs, results, failures))
+    return RunSummary("decode", ordered_results(jobs, results, failures))
 
 
 # --------------------------------------------------------------------------- round trip
@@ -612,10 +422,10 @@ def roundtrip_paths(
                 with _chunk_bar(options, reader.num_samples, job.source) as inner:
                     latents = encode_stream(model, _stream_blocks(reader, inner), reader.num_samples)
         except Exception as err:
-            record(_failure(job.source, job.output, err), [])
+            record(failure(job.source, job.output, err), [])
             continue
         _decode_latents(model, [(job, latents)], options, record)
-    return RunSummary("roundtrip", _ordered(jobs, results, failures))
+    return RunSummary("roundtrip", ordered_results(jobs, results, failures))
 
 
 # --------------------------------------------------------------------------- info

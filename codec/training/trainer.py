@@ -10,286 +10,44 @@ handling, deterministic rank-sharded data order, validation, logging (progress b
 
 Datasets are indexed by keys ``(item_index, item_seed)``: the batch of step ``s`` on rank
 ``r`` is a pure function of ``(seed, s, r, world_size, len(dataset))``, and datasets draw
-any randomness (crops, gains) from ``item_seed`` (:mod:`codec.data_order`). Together with the RNG states stored in
+any randomness (crops, gains) from ``item_seed`` (:mod:`codec.training.sampler`). Together with the RNG states stored in
 checkpoints this makes a resumed run on CPU bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import random
+import json
 import sys
 import time
 import warnings
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from . import checkpoint as ckpt
-from .configfile import load_config, save_config
-from .data_order import StepBatchSampler, mix_seed, validation_keys
-from .distributed import DistContext, setup_distributed, to_device
-
-__all__ = [
-    "NonFiniteLoss",
-    "StepBatchSampler",
-    "StepRunner",
-    "TrainResult",
-    "Trainer",
-    "TrainerConfig",
-    "TrainingDiverged",
-    "TrainingTask",
-    "lr_factor",
-    "run_training",
-    "seed_everything",
-    "validation_keys",
-]
+from codec.training import checkpoint as ckpt
+from codec.training.distributed import setup_distributed, to_device
+from codec.training.recipe import load_config, save_config
+from codec.training.sampler import StepBatchSampler, mix_seed, validation_keys
+from codec.training.step import (
+    NonFiniteLoss,
+    StepRunner,
+    TrainingDiverged,
+    TrainingTask,
+    seed_everything,
+)
+from codec.training.trainer_config import TrainerConfig, lr_factor, per_optimizer
 
 TRAINING_STATE_FILE = "trainer_state.pt"
 CHECKPOINTS_DIR = "checkpoints"
-
-@dataclass
-class TrainerConfig:
-    """Everything about how to train, nothing about what (the ``trainer:`` config section).
-
-    ``lr`` and ``grad_clip`` take one number for every optimizer or a mapping
-    ``{optimizer_name: value}``. ``grad_clip <= 0`` disables clipping (the norm is still
-    logged). ``batch_size`` is per rank: the global batch is ``batch_size * world_size``.
-    ``mixed_precision`` only applies on CUDA. ``keep_checkpoints: 0`` keeps all, and
-    ``valid_every: 0`` disables validation.
-    """
-
-    out_dir: str = "runs/default"
-    max_steps: int = 10_000
-    batch_size: int = 16
-    num_workers: int = 2
-    seed: int = 0
-    lr: float | dict[str, float] = 3e-4
-    betas: tuple[float, float] = (0.8, 0.99)
-    weight_decay: float = 0.01
-    warmup_steps: int = 500
-    lr_decay: Literal["cosine", "exponential", "constant"] = "cosine"
-    lr_final_ratio: float = 0.1
-    grad_clip: float | dict[str, float] = 1.0
-    log_every: int = 50
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    valid_every: int = 1000
-    valid_batches: int = 8
-    mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    max_bad_steps: int = 10
-    # Needed when some trainable parameters get no gradient in some steps (e.g. a branch
-    # applied to only part of the batches); costs an extra graph traversal per step.
-    ddp_find_unused_parameters: bool = False
-    # Weights to start from when not resuming: {module name: a .safetensors file, a
-    # training checkpoint folder (its <module name>.safetensors), or an exported model
-    # folder holding model.safetensors (e.g. a shipped model to fine-tune)}.
-    init_from: dict[str, str] = field(default_factory=dict)
-    # Parts init_from leaves at their fresh initialisation, as dotted paths like freeze's
-    # ("codec.decoder.out"): their weights are neither read nor required, so a model with a
-    # new part (e.g. another decoder head) can start from one without it. Every other weight
-    # must still match exactly.
-    init_skip: list[str] = field(default_factory=list)
-    # Parts kept fixed: a task module name ("teacher") or a dotted submodule path inside one
-    # ("codec.encoder"). Their parameters get no optimizer and they stay in eval mode, so
-    # e.g. a decoder fine-tune leaves the encoder's latent space, and latents already
-    # encoded with it, valid.
-    freeze: list[str] = field(default_factory=list)
-    tensorboard: bool = True
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        positive = ("max_steps", "batch_size", "log_every", "checkpoint_every", "max_bad_steps")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_workers", "warmup_steps", "keep_checkpoints", "valid_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.valid_every and self.valid_batches < 1:
-            raise ValueError(f"valid_batches must be >= 1, got {self.valid_batches}")
-        if not 0.0 < self.lr_final_ratio <= 1.0:
-            raise ValueError(f"lr_final_ratio must be in (0, 1], got {self.lr_final_ratio}")
-        self.betas = (float(self.betas[0]), float(self.betas[1]))
-
-
-def lr_factor(step: int, config: TrainerConfig) -> float:
-    """Multiplier of the base learning rate at ``step`` (0-based): linear warm-up from
-    ``1 / warmup_steps`` to 1, then decay to ``lr_final_ratio`` at ``max_steps``."""
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    span = max(1, config.max_steps - config.warmup_steps)
-    t = min(1.0, (step - config.warmup_steps) / span)
-    r = config.lr_final_ratio
-    if config.lr_decay == "cosine":
-        return r + (1.0 - r) * 0.5 * (1.0 + math.cos(math.pi * t))
-    if config.lr_decay == "exponential":
-        return r**t
-    return 1.0
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices) generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-class NonFiniteLoss(RuntimeError):
-    """A loss (or, without a grad scaler, a gradient norm) was NaN/Inf on some rank.
-
-    Raised by ``StepRunner.step`` on every rank at once; the trainer skips the rest of the
-    train step. Optimizers already stepped earlier in the same train step keep their update.
-    """
-
-    def __init__(self, optimizer: str, what: str, value: float) -> None:
-        super().__init__(f"non-finite {what} for optimizer {optimizer!r} ({value})")
-        self.optimizer, self.what, self.value = optimizer, what, value
-
-
-class TrainingDiverged(RuntimeError):
-    """Too many consecutive train steps had non-finite losses."""
-
-
-class TrainingTask(ABC):
-    """What a model must provide to be trained by :class:`Trainer`.
-
-    Datasets are map-style and indexed by keys ``(item_index, item_seed)``; an item's
-    random choices must come from ``item_seed`` only (e.g. ``torch.Generator().manual_seed``),
-    which makes the data order resumable and independent of ``num_workers``. Modules that
-    must not be trained or checkpointed (a frozen teacher) stay out of ``modules()``.
-    """
-
-    @abstractmethod
-    def modules(self) -> dict[str, nn.Module]:
-        """Modules to train and checkpoint, by name (names become file names)."""
-
-    @abstractmethod
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Parameters of each optimizer, by optimizer name (e.g. ``gen``, ``disc``)."""
-
-    @abstractmethod
-    def train_dataset(self) -> Any:
-        """Map-style dataset: ``len()`` and ``[(item_index, item_seed)]``."""
-
-    def valid_dataset(self) -> Any | None:
-        """Validation dataset with the same key convention, or None."""
-        return None
-
-    def collate(self, items: list[Any]) -> Any:
-        """Turn a list of dataset items into a batch (tensors are moved to the device)."""
-        return default_collate(items)
-
-    @abstractmethod
-    def train_step(self, batch: Any, step: int, opt: StepRunner) -> dict[str, float]:
-        """One training step at 0-based ``step``.
-
-        Run the forward through ``opt.module(name)`` (the DistributedDataParallel wrapper
-        when distributed, so gradients are synchronised), call ``opt.step(name, loss)``
-        once per optimizer, in order (e.g. ``disc`` then ``gen``), and return scalars to log.
-        """
-
-    def validate(self, batches: Iterable[Any], step: int) -> dict[str, float]:
-        """Metrics averaged over ``batches`` (already on the device; modules in eval mode,
-        gradients off). Use the task's own modules here, not the distributed wrappers."""
-        raise NotImplementedError(f"{type(self).__name__} has a validation set but no validate()")
-
-    def log_samples(self, writer: Any, batch: Any, step: int) -> None:  # noqa: B027 (optional hook)
-        """Optionally add examples (e.g. ``writer.add_audio``) for the first validation batch."""
-
-
-class StepRunner:
-    """The task's handle on optimization during ``train_step``."""
-
-    def __init__(
-        self,
-        modules: dict[str, nn.Module],
-        optimizers: dict[str, torch.optim.Optimizer],
-        params: dict[str, list[nn.Parameter]],
-        grad_clip: dict[str, float],
-        scalers: dict[str, torch.amp.GradScaler],
-        dist_ctx: DistContext,
-        amp: bool,
-    ) -> None:
-        self._modules, self._optimizers, self._params = modules, optimizers, params
-        self._clip, self._scalers, self._dist, self._amp = grad_clip, scalers, dist_ctx, amp
-        self.stats: dict[str, float] = {}  # grad norms of the current step, logged with its scalars
-
-    def module(self, name: str) -> nn.Module:
-        """The module to run forwards through (DDP-wrapped when distributed)."""
-        if name not in self._modules:
-            raise KeyError(
-                f"no module {name!r}; the task's modules are: {', '.join(self._modules)}"
-            )
-        return self._modules[name]
-
-    def lr(self, name: str) -> float:
-        """Current learning rate of optimizer ``name``."""
-        return self._optimizers[name].param_groups[0]["lr"]
-
-    def zero_grad(self) -> None:
-        for opt in self._optimizers.values():
-            opt.zero_grad(set_to_none=True)
-
-    def step(self, name: str, loss: Tensor) -> float:
-        """Backward ``loss``, clip and apply optimizer ``name``; returns the gradient norm.
-
-        Gradients of this optimizer's parameters are cleared before the backward, so
-        gradients left by an earlier loss of the same step (e.g. the discriminator's
-        from the generator's adversarial loss) never leak into its update. Raises
-        ``NonFiniteLoss`` (on all ranks together) if the loss is NaN/Inf.
-        """
-        if name not in self._optimizers:
-            raise KeyError(
-                f"no optimizer {name!r}; param_groups() declared: {', '.join(self._optimizers)}"
-            )
-        if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
-            raise ValueError(f"opt.step({name!r}, loss) needs a scalar tensor that requires grad")
-        if not self._dist.all_true(bool(torch.isfinite(loss.detach()).item())):
-            self.zero_grad()
-            raise NonFiniteLoss(name, "loss", float(loss.detach()))
-        opt, params = self._optimizers[name], self._params[name]
-        scaler = self._scalers.get(name)
-        opt.zero_grad(set_to_none=True)
-        # Backward outside autocast: it reuses the forward's dtypes anyway.
-        with torch.autocast("cuda", enabled=False) if self._amp else contextlib.nullcontext():
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-        grads = [p.grad for p in params if p.grad is not None]
-        if not grads:
-            raise RuntimeError(
-                f"the loss given to optimizer {name!r} has no gradient for its parameters"
-            )
-        if scaler is not None:
-            scaler.unscale_(opt)
-        norm = torch.nn.utils.get_total_norm(grads)
-        if self._clip[name] > 0:
-            torch.nn.utils.clip_grads_with_norm_(params, self._clip[name], norm)
-        norm_value = float(norm)
-        if scaler is not None:
-            # The scaler skips the update itself on inf/NaN gradients (normal while it
-            # calibrates); only a non-finite loss counts as a bad step.
-            scaler.step(opt)
-            scaler.update()
-        elif not math.isfinite(norm_value):
-            self.zero_grad()
-            raise NonFiniteLoss(name, "gradient norm", norm_value)
-        else:
-            opt.step()
-        opt.zero_grad(set_to_none=True)
-        self.stats[f"grad_norm/{name}"] = norm_value
-        return norm_value
 
 
 @dataclass
@@ -302,21 +60,6 @@ class TrainResult:
     checkpoint: Path | None  # last checkpoint written or loaded
     train_metrics: dict[str, float] = field(default_factory=dict)  # last logged averages
     valid_metrics: dict[str, float] = field(default_factory=dict)  # last validation
-
-
-def _per_optimizer(
-    value: float | dict[str, float], names: Sequence[str], key: str
-) -> dict[str, float]:
-    if not isinstance(value, dict):
-        return {n: float(value) for n in names}
-    missing = [n for n in names if n not in value]
-    extra = [n for n in value if n not in names]
-    if missing or extra:
-        raise ValueError(
-            f"trainer.{key} must give a value for each optimizer ({', '.join(names)}) or one "
-            f"number; missing: {missing}, unknown: {extra}"
-        )
-    return {n: float(value[n]) for n in names}
 
 
 class _RunLog:
@@ -396,8 +139,8 @@ class Trainer:
                     f"trainer.freeze {cfg.freeze} leaves optimizer {opt_name!r} nothing to train"
                 )
         names = list(groups)
-        lrs = _per_optimizer(cfg.lr, names, "lr")
-        self.grad_clip = _per_optimizer(cfg.grad_clip, names, "grad_clip")
+        lrs = per_optimizer(cfg.lr, names, "lr")
+        self.grad_clip = per_optimizer(cfg.grad_clip, names, "grad_clip")
         self.params = {n: list(groups[n]) for n in names}
         self.optimizers = {
             n: torch.optim.AdamW(
@@ -480,6 +223,8 @@ class Trainer:
             def write(folder: Path) -> None:
                 for name, module in self.modules.items():
                     ckpt.save_module_weights(module, folder / f"{name}.safetensors")
+                for name, config in self.task.module_configs().items():
+                    (folder / f"{name}.json").write_text(json.dumps(config, indent=2) + "\n")
                 ckpt.save_training_state(state, folder / TRAINING_STATE_FILE)
                 save_config(self.run_config, folder / "config.yaml")
 

@@ -117,25 +117,27 @@ def save_weights_folder(
     return folder
 
 
-def load_weights_folder(folder: str | Path, kind: str, build: Callable[[Path], M]) -> M:
+def load_weights_folder(folder: str | Path, kind: str, build: Callable[[Path], M], config_file: str = CONFIG_FILE,
+                        weights_file: str = WEIGHTS_FILE) -> M:
     """Load a folder written by :func:`save_weights_folder`.
 
     ``build(config_path)`` reads ``config.json`` and returns a fresh module; its weights
     are then loaded from ``model.safetensors`` as float32 (integer buffers unchanged) with
-    a strict ``load_state_dict``. ``kind`` names the folder in errors ("codec").
+    a strict ``load_state_dict``. ``kind`` names the folder in errors ("codec"). Other file
+    names (``config_file``, ``weights_file``) read a training checkpoint's module.
 
     Raises:
         FileNotFoundError: a file is missing ("<folder>: not a <kind> folder (missing ...)").
         ValueError: the weights file cannot be read.
     """
     folder = Path(folder)
-    for f in (CONFIG_FILE, WEIGHTS_FILE):
+    for f in (config_file, weights_file):
         if not (folder / f).is_file():
             raise FileNotFoundError(f"{folder}: not a {kind} folder (missing {f})")
-    model = build(folder / CONFIG_FILE)
+    model = build(folder / config_file)
     try:
-        state = load_file(str(folder / WEIGHTS_FILE))
+        state = load_file(str(folder / weights_file))
     except Exception as e:  # safetensors raises several types for damaged files
-        raise ValueError(f"{folder / WEIGHTS_FILE}: cannot read weights ({e})") from None
+        raise ValueError(f"{folder / weights_file}: cannot read weights ({e})") from None
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
     return model

@@ -7,7 +7,6 @@ Resumable (outputs already written by this codec are kept) and sharded by rank, 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -15,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from codec.audio_io import prepare_output_dir, write_bytes_atomic
-from codec.commands import ItemResult, Job, RunOptions, RunSummary, UsageError, encode_jobs
-from codec.latent_file import SUFFIX, CodecStamp, LatentFileError, check_codec, read_latent_info
+from codec.cli.commands import encode_jobs
+from codec.cli.jobs import ItemResult, Job, RunOptions, RunSummary, UsageError
+from codec.io.audio import prepare_output_dir
+from codec.io.latent_file import SUFFIX, CodecStamp, LatentFileError, check_codec, read_latent_info
+from codec.io.manifest import ManifestError, ManifestRecord, read_manifest, write_manifest
 from codec.model import HybridCodec
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,13 @@ class ManifestLine:
     output: Path | None = None
     error: str | None = None
 
+    @classmethod
+    def of(cls, index: int, record: ManifestRecord) -> ManifestLine:
+        if record.error is not None:
+            return cls(index, {}, error=record.error)
+        source = record.path()
+        return cls(index, record.fields, source, manifest_output_path(source, record.base))
+
 
 def manifest_output_path(source: Path, manifest_dir: Path) -> Path:
     """Relative ``.hylat`` path for an audio path: its path under the manifest's folder, else its absolute path
@@ -53,32 +61,14 @@ def manifest_output_path(source: Path, manifest_dir: Path) -> Path:
     return rel.with_suffix(SUFFIX)
 
 
-def read_manifest(path: str | os.PathLike) -> list[ManifestLine]:
-    """Parse a JSON-lines manifest whose objects have at least ``"path"``."""
-    path = Path(path)
+def read_manifest_lines(path: str | os.PathLike) -> list[ManifestLine]:
+    """The lines of a JSON-lines manifest whose objects have at least ``"path"``; unusable
+    lines keep their place, with ``error`` set."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"{path}: cannot read manifest ({getattr(err, 'strerror', None) or err})") from err
-    lines: list[ManifestLine] = []
-    base = path.parent
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        line = ManifestLine(len(lines), {})
-        lines.append(line)
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as err:
-            line.error = f"{path}:{lineno}: not valid JSON ({err.msg})"
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("path"), str) or not record["path"]:
-            line.error = f"{path}:{lineno}: no \"path\" field"
-            continue
-        line.record = record
-        line.source = Path(record["path"]) if Path(record["path"]).is_absolute() else base / record["path"]
-        line.output = manifest_output_path(line.source, base)
-    return lines
+        records = read_manifest(path, strict=False)
+    except ManifestError as err:
+        raise UsageError(str(err)) from err
+    return [ManifestLine.of(i, record) for i, record in enumerate(records)]
 
 
 def _part_path(out_dir: Path, rank: int) -> Path:
@@ -110,7 +100,7 @@ def encode_manifest(
     """
     options = options or RunOptions()
     out_dir = prepare_output_dir(out_dir)
-    lines = read_manifest(manifest)
+    lines = read_manifest_lines(manifest)
     first_of: dict[Path, int] = {}
     for line in lines:
         if line.output is not None:
@@ -140,8 +130,7 @@ def encode_manifest(
         else:
             entry["error"] = result.error
         records.append(entry)
-    write_bytes_atomic(_part_path(out_dir, rank), "".join(json.dumps(r) + "\n" for r in records).encode(),
-                       overwrite=True)
+    write_manifest(_part_path(out_dir, rank), records)
     if barrier is not None:
         barrier()
     if rank != 0:
@@ -159,10 +148,9 @@ def _merge_manifest(out_dir: Path, lines: list[ManifestLine], first_of: dict[Pat
     for rank in range(world_size):
         part = _part_path(out_dir, rank)
         try:
-            for raw in part.read_text(encoding="utf-8").splitlines():
-                entry = json.loads(raw)
-                entries[entry["index"]] = entry
-        except (OSError, json.JSONDecodeError) as err:
+            for record in read_manifest(part, required=()):
+                entries[record.fields["index"]] = record.fields
+        except (ManifestError, KeyError) as err:
             log.error("error: %s: results of rank %d unreadable (%s)", part, rank, err)
     out_lines, failed_lines, items = [], [], []
     for line in lines:
@@ -177,11 +165,10 @@ def _merge_manifest(out_dir: Path, lines: list[ManifestLine], first_of: dict[Pat
             failed_lines.append({"line": line.index + 1, "path": line.record.get("path"), "error": entry.get("error")})
         else:
             out_lines.append({**line.record, "latents": line.output.as_posix(), "num_frames": entry["num_frames"]})
-    write_bytes_atomic(out_dir / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in out_lines).encode(),
-                       overwrite=True)
+    write_manifest(out_dir / "manifest.jsonl", out_lines)
     failed_path = out_dir / "failed.jsonl"
     if failed_lines:
-        write_bytes_atomic(failed_path, "".join(json.dumps(r) + "\n" for r in failed_lines).encode(), overwrite=True)
+        write_manifest(failed_path, failed_lines)
     else:
         failed_path.unlink(missing_ok=True)
     shutil.rmtree(out_dir / ".parts", ignore_errors=True)

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .audio_io import resample
-from .latents import FRAME_SIZE, SAMPLE_RATE
+from codec.io.audio import resample
+from codec.latents import FRAME_SIZE, SAMPLE_RATE
 
 
 @dataclass
@@ -132,7 +132,7 @@ def build_teacher(cfg: TeacherConfig, semantic_dim: int) -> nn.Module | None:
     if cfg.kind == "ssl":
         return SSLTeacher(cfg.model, cfg.layer, semantic_dim)
     if cfg.kind == "phonemes":
-        from .phonemes import NUM_PHONEMES
+        from codec.training.phonemes import NUM_PHONEMES
 
         return PhonemeCTCTeacher(semantic_dim, NUM_PHONEMES, cfg.ctc_upsample)
     return None

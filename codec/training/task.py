@@ -1,9 +1,10 @@
 """Codec training: the task the generic trainer runs, and the ``train`` command's entry point.
 
-Config sections (YAML): ``trainer`` (:class:`~codec.trainer.TrainerConfig`), ``model``
-(:class:`~codec.config.CodecConfig`), ``loss`` (:class:`~codec.losses.LossConfig`),
-``discriminator`` (:class:`~codec.discriminator.DiscriminatorConfig`), ``teacher``
-(:class:`~codec.teachers.TeacherConfig`) and ``data`` (:class:`DataConfig`).
+Config sections (YAML): ``trainer`` (:class:`~codec.training.trainer_config.TrainerConfig`),
+``model`` (:class:`~codec.config.CodecConfig`), ``loss``
+(:class:`~codec.training.losses.LossConfig`), ``discriminator``
+(:class:`~codec.training.discriminator.DiscriminatorConfig`), ``teacher``
+(:class:`~codec.training.teachers.TeacherConfig`) and ``data`` (:class:`CodecDataConfig`).
 """
 
 from __future__ import annotations
@@ -16,24 +17,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import load_module_weights
-from .config import CodecConfig
-from .configfile import load_config
-from .data import AudioBatch, AudioDataset, collate_audio, load_items
-from .discriminator import DiscriminatorConfig, MultiResolutionDiscriminator
-from .latents import SAMPLE_RATE
-from .losses import LossConfig, ReconstructionLoss, codec_train_step
-from .model import HybridCodec
-from .teachers import TeacherConfig, build_teacher
-from .trainer import StepRunner, TrainerConfig, TrainingTask, TrainResult, run_training
+from codec.config import CodecConfig
+from codec.latents import SAMPLE_RATE
+from codec.model import HybridCodec
+from codec.training.data import AudioBatch, AudioDataset, collate_audio, load_items
+from codec.training.discriminator import DiscriminatorConfig, MultiResolutionDiscriminator
+from codec.training.losses import LossConfig, ReconstructionLoss, codec_train_step
+from codec.training.step import StepRunner, TrainingTask
+from codec.training.teachers import TeacherConfig, build_teacher
+from codec.training.trainer import TrainResult, run_training
 
 
 @dataclass
-class DataConfig:
+class CodecDataConfig:
     """Where training audio comes from and how it is cut.
 
     ``train`` / ``valid``: manifests (``.jsonl``) or folders in any layout
-    :func:`codec.data.load_items` reads; a manifest's ``split`` field is filtered with
+    :func:`codec.training.data.load_items` reads; a manifest's ``split`` field is filtered with
     ``train_split`` / ``valid_split``. Whole utterances up to ``max_seconds`` are used
     (their transcripts feed the phoneme teacher) unless ``segment_seconds`` is set.
     """
@@ -57,7 +57,7 @@ class DataConfig:
             raise ValueError("data.max_seconds and data.segment_seconds must be > 0")
 
 
-def _dataset(sources: Sequence[str], split: str | None, cfg: DataConfig) -> AudioDataset:
+def _dataset(sources: Sequence[str], split: str | None, cfg: CodecDataConfig) -> AudioDataset:
     items = []
     for source in sources:
         if not Path(source).exists():
@@ -70,10 +70,10 @@ def _dataset(sources: Sequence[str], split: str | None, cfg: DataConfig) -> Audi
 
 
 class CodecTask(TrainingTask):
-    """Codec + discriminator + semantic teacher, trained with :func:`codec.losses.codec_train_step`."""
+    """Codec + discriminator + semantic teacher, trained with :func:`codec.training.losses.codec_train_step`."""
 
     def __init__(self, model: CodecConfig, loss: LossConfig, discriminator: DiscriminatorConfig,
-                 teacher: TeacherConfig, data: DataConfig) -> None:
+                 teacher: TeacherConfig, data: CodecDataConfig) -> None:
         self.codec = HybridCodec(model).train()
         self.loss_cfg = loss
         self.data_cfg = data
@@ -104,6 +104,10 @@ class CodecTask(TrainingTask):
             return None
         return _dataset(self.data_cfg.valid, self.data_cfg.valid_split, self.data_cfg)
 
+    def module_configs(self) -> dict[str, dict[str, Any]]:
+        # codec.load reads a checkpoint's codec.json + codec.safetensors like a model folder.
+        return {"codec": self.codec.config.to_dict()}
+
     def collate(self, items: list[Any]) -> AudioBatch:
         return collate_audio(items)
 
@@ -114,7 +118,7 @@ class CodecTask(TrainingTask):
 
     def validate(self, batches: Iterable[AudioBatch], step: int) -> dict[str, float]:
         """Mel distance, PESQ-WB, STOI (eval-mode, fully quantized) and semantic code usage."""
-        from . import metrics
+        from codec import metrics
 
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
@@ -126,7 +130,7 @@ class CodecTask(TrainingTask):
 
         for batch in batches:
             out = self.codec(batch.wav)
-            codes.append(out.vq.codes.flatten().cpu())
+            codes.append(out.quantized.semantic.codes.flatten().cpu())
             mel, _ = self.recon(out.audio, batch.wav, with_stft=False)
             add("mel", float(mel))
             for b in range(batch.wav.shape[0]):
@@ -160,7 +164,7 @@ SCHEMA: dict[str, type] = {
     "loss": LossConfig,
     "discriminator": DiscriminatorConfig,
     "teacher": TeacherConfig,
-    "data": DataConfig,
+    "data": CodecDataConfig,
 }
 
 
@@ -170,21 +174,3 @@ def train(config_path: str | Path | None, overrides: Sequence[str] = (), resume:
         lambda c: CodecTask(c["model"], c["loss"], c["discriminator"], c["teacher"], c["data"]),
         config_path, overrides, resume, schema=SCHEMA,
     )
-
-
-def load_checkpoint(checkpoint_dir: str | Path, device: str | torch.device = "cpu") -> HybridCodec:
-    """The codec of a training checkpoint folder (its config.yaml + codec.safetensors), in eval mode."""
-    checkpoint_dir = Path(checkpoint_dir)
-    sections = load_config(checkpoint_dir / "config.yaml", [], {"trainer": TrainerConfig, **SCHEMA})
-    model = HybridCodec(sections["model"])
-    load_module_weights(model, checkpoint_dir / "codec.safetensors")
-    return model.to(device).eval()
-
-
-def export(checkpoint_dir: str | Path, out_dir: str | Path, dtype: torch.dtype = torch.float16,
-           overwrite: bool = False) -> Path:
-    """Turn a training checkpoint folder into a loadable codec folder (config.json + model.safetensors).
-
-    A folder that already holds a model is replaced only with ``overwrite`` (FileExistsError otherwise).
-    """
-    return load_checkpoint(checkpoint_dir).save(out_dir, dtype=dtype, overwrite=overwrite)

@@ -1,14 +1,20 @@
-"""Quantizers of the hybrid latent: semantic VQ and acoustic FSQ. Shapes are ``[B, T, D]``."""
+"""Quantizers of the hybrid latent, ``[B, T, D]``: the semantic VQ, the acoustic FSQ, and the
+:class:`HybridQuantizer` that owns both (the split of the encoder output, the training-time
+quantization schedule, codes <-> decoder-input vectors)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .latents import fsq_codes_to_values, fsq_values_to_codes
+from codec.latents import fsq_codes_to_values, fsq_values_to_codes
+
+if TYPE_CHECKING:
+    from codec.config import CodecConfig
 
 
 @dataclass
@@ -167,3 +173,77 @@ class FSQ(nn.Module):
         m = mode.view(-1, 1, 1)
         values = torch.where(m == 0, q, torch.where(m == 1, dithered, x))
         return FSQOutput(values, codes)
+
+
+@dataclass
+class HybridQuantized:
+    """Result of :meth:`HybridQuantizer.forward`.
+
+    Attributes:
+        latent: ``[B, T, semantic_dim + acoustic_dim]`` the decoder's input.
+        semantic: the semantic VQ's output (its ``vector`` is what teachers read).
+        acoustic: the FSQ's output.
+    """
+
+    latent: Tensor
+    semantic: VQOutput
+    acoustic: FSQOutput
+
+
+class HybridQuantizer(nn.Module):
+    """The semantic VQ and the acoustic FSQ of a frame, and the split between them.
+
+    The first ``semantic_dim`` dims of an encoder frame go to the :class:`SemanticVQ`, the
+    remaining ``acoustic_dim`` to the :class:`FSQ`. In training mode :meth:`forward`
+    samples the schedule of the config per item (Voxtral's): the semantic VQ applied with
+    probability ``semantic_vq_prob``; the acoustic stream quantized with
+    ``acoustic_quantize_prob``, dithered with ``acoustic_dither_prob``, else continuous.
+    """
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.semantic = SemanticVQ(config.semantic_dim, config.semantic_codebook_size, config.semantic_lookup_dim,
+                                   config.dead_code_threshold, config.usage_decay)
+        self.acoustic = FSQ(config.acoustic_levels)
+        # The l2-normalised codebook, fixed for a streaming session (cache_codebook): computing
+        # it is a large share of a one-frame step.
+        self._codebook: Tensor | None = None
+
+    def cache_codebook(self, enabled: bool) -> None:
+        """Look codes up in a normalised codebook computed once (weights must stay fixed), or not."""
+        with torch.no_grad():
+            self._codebook = self.semantic.normalized_codebook() if enabled else None
+
+    def split(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder output ``[B, T, D]`` -> semantic ``[B, T, semantic_dim]``, acoustic ``[B, T, acoustic_dim]``."""
+        return z[..., : self.config.semantic_dim], z[..., self.config.semantic_dim:]
+
+    def encode(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder output ``[B, T, D]`` -> semantic ``[B, T]`` and acoustic ``[B, T, A]`` int64 codes."""
+        sem, ac = self.split(z)
+        return self.semantic.encode(sem, self._codebook), self.acoustic(ac).codes
+
+    def semantic_embedding(self, codes: Tensor) -> Tensor:
+        """Semantic codes ``[B, T]`` -> the ``[B, T, semantic_dim]`` vectors the decoder sees."""
+        return self.semantic.embed(codes, self._codebook)
+
+    def decode(self, semantic: Tensor, acoustic_codes: Tensor) -> Tensor:
+        """Codes ``[B, T]`` and ``[B, T, A]`` -> decoder input ``[B, T, semantic_dim + A]``."""
+        ac = fsq_codes_to_values(acoustic_codes, self.config.acoustic_levels)
+        return torch.cat([self.semantic_embedding(semantic), ac], dim=-1)
+
+    def forward(self, z: Tensor) -> HybridQuantized:
+        """Quantize encoder output ``z [B, T, D]`` (the schedule in training mode, fully in eval)."""
+        sem, ac = self.split(z)
+        vq_mask = fsq_mode = None
+        if self.training:
+            cfg, b = self.config, z.shape[0]
+            vq_mask = torch.rand(b, device=z.device) < cfg.semantic_vq_prob
+            r = torch.rand(b, device=z.device)
+            fsq_mode = torch.full((b,), 2, device=z.device, dtype=torch.long)
+            fsq_mode[r < cfg.acoustic_quantize_prob + cfg.acoustic_dither_prob] = 1
+            fsq_mode[r < cfg.acoustic_quantize_prob] = 0
+        vq = self.semantic(sem, vq_mask)
+        fsq = self.acoustic(ac, fsq_mode)
+        return HybridQuantized(torch.cat([vq.vector, fsq.values], dim=-1), vq, fsq)

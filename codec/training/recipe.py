@@ -225,12 +225,14 @@ def _is_mapping_type(tp: Any) -> bool:
     return tp in (dict, Mapping, Any) or typing.get_origin(tp) in (dict, Mapping)
 
 
-def _section_type(tp: Any) -> Any:
-    """The arm of a union that can hold sub-keys (``float | dict[str, float]`` -> the dict)."""
+def _section_type(tp: Any, key: str) -> Any:
+    """The arm of a union that can hold sub-key ``key`` (``float | dict[str, float]`` -> the
+    dict; a union of dataclasses, e.g. the output heads' configs -> the first with that field)."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         arms = [a for a in typing.get_args(tp) if _is_dataclass_type(a) or _is_mapping_type(a)]
-        if len(arms) == 1:
-            return arms[0]
+        with_key = [a for a in arms if not _is_dataclass_type(a) or key in _init_fields(a)]
+        if len(arms) == 1 or with_key:
+            return (with_key or arms)[0]
     return tp
 
 
@@ -243,7 +245,7 @@ def _check_override_path(schema: Mapping[str, type], parts: list[str], text: str
     tp: Any = schema[parts[0]]
     where = parts[0]
     for part in parts[1:]:
-        tp = _section_type(tp)
+        tp = _section_type(tp, part)
         if _is_dataclass_type(tp):
             fields = _init_fields(tp)
             if part not in fields:

@@ -32,20 +32,7 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 
-LANGUAGES: tuple[str, ...] = ("en", "fr", "es", "de", "it", "pt", "nl", "hi", "ar")
-
-# espeak-ng voice used to phonemize (and, in the corpus, to synthesise) each language.
-ESPEAK_VOICES: dict[str, str] = {
-    "en": "en-us",
-    "fr": "fr",
-    "es": "es",
-    "de": "de",
-    "it": "it",
-    "pt": "pt-br",
-    "nl": "nl",
-    "hi": "hi",
-    "ar": "ar",
-}
+from codec.languages import ESPEAK_VOICES, LANGUAGES
 
 BLANK = "<blank>"
 UNK = "<unk>"

@@ -1,7 +1,10 @@
 """Codec training objective and the single function that performs one training step.
 
 Both the trainer and the tests call :func:`codec_train_step`; nothing else computes
-codec losses, so there is exactly one definition of a training step.
+codec losses, so there is exactly one definition of a training step. The generator's
+objective is the weighted sum of the terms :func:`generator_terms` lists: a new term is
+a weight in :class:`LossConfig` and one entry there (the output head's controls and their
+targets arrive in ``CodecOutput.head``).
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .discriminator import (
+from codec.latents import SAMPLE_RATE
+from codec.model import CodecOutput
+from codec.training.discriminator import (
     discriminator_hinge_loss,
     feature_matching_loss,
     generator_adversarial_loss,
 )
-from .latents import SAMPLE_RATE
-from .model import CodecOutput
 
 
 @dataclass
@@ -49,11 +52,11 @@ class LossConfig:
     commitment: float = 0.1
     codebook: float = 1.0
     distill: float = 1.0
-    # Pitch loss of the harmonic and source-filter heads (codec.pitch targets; ignored by others):
+    # Pitch loss of heads with an "f0" control (the source-filter head; ignored by others):
     # L1 in octaves over the voiced 10 ms steps of the input.
     f0: float = 1.0
-    # Voicing loss of the source-filter head: binary cross-entropy of its low-band voicing
-    # against the input's voiced / unvoiced steps.
+    # Voicing loss of heads with a "voicing" control (the source-filter head): binary
+    # cross-entropy of its low-band voicing against the input's voiced / unvoiced steps.
     voicing: float = 1.0
     # Band-envelope loss: 1 - correlation of the third-octave band envelopes of the output and
     # the input over ~0.4 s segments (the comparison STOI makes, differentiable, no clipping).
@@ -215,7 +218,7 @@ def f0_loss(predicted: Tensor, measured: Tensor, voiced: Tensor) -> Tensor:
     """Mean ``|log2 predicted - log2 measured|`` (octaves) over the ``voiced`` steps.
 
     All ``[B, T]``: F0 in Hz per step (``measured`` and ``voiced`` from
-    :func:`codec.pitch.estimate_f0`); zero when no step is voiced.
+    :func:`codec.heads.dsp.estimate_f0`); zero when no step is voiced.
     """
     if not bool(voiced.any()):
         return predicted.sum() * 0.0
@@ -227,6 +230,33 @@ def voicing_loss(logits: Tensor, voiced: Tensor) -> Tensor:
     """Binary cross-entropy of voicing ``logits [B, T, n]`` (n bands) against ``voiced [B, T]``."""
     target = voiced.to(logits.dtype)[..., None].expand_as(logits)
     return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
+def generator_terms(out: CodecOutput, wav: Tensor, cfg: LossConfig, recon_loss: ReconstructionLoss,
+                    step: int) -> dict[str, tuple[float, Tensor]]:
+    """The generator's loss terms without the adversarial ones: name -> (weight, value).
+
+    Terms whose weight is zero, or whose inputs the model does not produce (a head without
+    the control), are left out.
+    """
+    decay = 0.5 ** (step / cfg.reconstruction_half_life)
+    mel, stft = recon_loss(out.audio, wav, with_stft=cfg.stft > 0)
+    terms: dict[str, tuple[float, Tensor]] = {"mel": (cfg.mel, mel)}
+    if cfg.stft > 0:
+        terms["stft"] = (cfg.stft * decay, stft)
+    if cfg.waveform > 0:
+        terms["waveform"] = (cfg.waveform * decay, F.l1_loss(out.audio, wav))
+    controls, targets = out.head.controls, out.head.targets
+    if cfg.f0 > 0 and "f0" in controls:
+        terms["f0"] = (cfg.f0, f0_loss(controls["f0"], targets["f0"], targets["voiced"]))
+    if cfg.voicing > 0 and "voicing" in controls:
+        terms["voicing"] = (cfg.voicing, voicing_loss(controls["voicing"], targets["voiced"]))
+    if cfg.envelope > 0:
+        terms["envelope"] = (cfg.envelope, recon_loss.envelope(out.audio, wav))
+    vq = out.quantized.semantic
+    terms["commit"] = (cfg.commitment, vq.commitment_loss)
+    terms["codebook"] = (cfg.codebook, vq.codebook_loss)
+    return terms
 
 
 def codec_train_step(
@@ -244,7 +274,7 @@ def codec_train_step(
     Args:
         model: the :class:`~codec.model.HybridCodec` (possibly DDP-wrapped), in train mode.
         discriminator: the discriminator (possibly DDP-wrapped), or ``None`` without GAN.
-        teacher: a module from :func:`codec.teachers.build_teacher` (called as
+        teacher: a module from :func:`codec.training.teachers.build_teacher` (called as
             ``teacher(semantic, batch) -> loss``; possibly DDP-wrapped) or ``None``.
         batch: an object with ``wav [B, 1, N]``, ``lengths [B]``, ``phonemes [B, L]`` and
             ``phoneme_lengths [B]`` (N a multiple of 1920).
@@ -255,53 +285,26 @@ def codec_train_step(
     """
     wav = batch.wav
     out: CodecOutput = model(wav)
-    recon = out.audio
     logs: dict[str, float] = {}
     use_gan = discriminator is not None and cfg.adversarial > 0 and step >= cfg.adversarial_start
-
     if use_gan:
-        real_wav, fake_wav = _adversarial_segment(wav, recon, cfg.adversarial_segment)
+        real_wav, fake_wav = _adversarial_segment(wav, out.audio, cfg.adversarial_segment)
         d_loss = discriminator_hinge_loss(discriminator(real_wav), discriminator(fake_wav.detach()))
         opt.step("disc", d_loss)
         logs["disc"] = float(d_loss.detach())
 
-    decay = 0.5 ** (step / cfg.reconstruction_half_life)
-    mel, stft = recon_loss(recon, wav, with_stft=cfg.stft > 0)
-    total = cfg.mel * mel + cfg.stft * decay * stft
-    logs["mel"] = float(mel.detach())
-    if cfg.waveform > 0:
-        wave = F.l1_loss(recon, wav)
-        total = total + cfg.waveform * decay * wave
-        logs["waveform"] = float(wave.detach())
+    terms = generator_terms(out, wav, cfg, recon_loss, step)
     if use_gan:
         fake = discriminator(fake_wav)
         with torch.no_grad():
             real = discriminator(real_wav)
-        adv = generator_adversarial_loss(fake)
-        fm = feature_matching_loss(real, fake)
-        total = total + cfg.adversarial * adv + cfg.feature_matching * fm
-        logs["adv"], logs["feat"] = float(adv.detach()), float(fm.detach())
-    if out.f0 is not None and out.pitch is not None and cfg.f0 > 0:
-        pitch = f0_loss(out.f0, *out.pitch)
-        total = total + cfg.f0 * pitch
-        logs["f0"] = float(pitch.detach())
-    if out.voicing is not None and out.pitch is not None and cfg.voicing > 0:
-        voicing = voicing_loss(out.voicing, out.pitch[1])
-        total = total + cfg.voicing * voicing
-        logs["voicing"] = float(voicing.detach())
-    if cfg.envelope > 0:
-        envelope = recon_loss.envelope(recon, wav)
-        total = total + cfg.envelope * envelope
-        logs["envelope"] = float(envelope.detach())
-    total = total + cfg.commitment * out.vq.commitment_loss + cfg.codebook * out.vq.codebook_loss
-    logs["commit"] = float(out.vq.commitment_loss.detach())
-    logs["perplexity"] = float(out.vq.perplexity)
+        terms["adv"] = (cfg.adversarial, generator_adversarial_loss(fake))
+        terms["feat"] = (cfg.feature_matching, feature_matching_loss(real, fake))
     if teacher is not None and cfg.distill > 0:
-        distill = teacher(out.semantic, batch)
-        total = total + cfg.distill * distill
-        logs["distill"] = float(distill.detach())
+        terms["distill"] = (cfg.distill, teacher(out.quantized.semantic.vector, batch))
+    total = sum(weight * value for weight, value in terms.values())
+    logs.update({name: float(value.detach()) for name, (_, value) in terms.items() if name not in ("stft", "codebook")})
+    logs["perplexity"] = float(out.quantized.semantic.perplexity)
     opt.step("gen", total)
     logs["loss"] = float(total.detach())
     return logs
-
-

@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from codec.audio_io import write_bytes_atomic
+from codec.io.audio import write_bytes_atomic
 from codec.latents import FRAME_SIZE, Latents, bits_per_frame, num_frames
 
 FORMAT_NAME = "hylat"
@@ -229,7 +229,7 @@ def save_latents(
         latents: ``semantic [1, T]``, ``acoustic_codes [1, T, A]``.
         model: the codec that produced them (its name and weights hash are recorded).
         channels, original_sample_rate: the original input's, for information.
-        overwrite: replace an existing file (otherwise :class:`~codec.audio_io.OutputExistsError`).
+        overwrite: replace an existing file (otherwise :class:`~codec.io.audio.OutputExistsError`).
 
     Returns:
         the path written.

@@ -10,7 +10,6 @@ that records the seeds it drew resumes with exactly the same batches.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -21,12 +20,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from codec.audio_io import resample
-from codec.phonemes import phoneme_ids, phonemize
+from codec.io.audio import resample
+from codec.io.manifest import read_manifest
+from codec.latents import FRAME_SIZE, SAMPLE_RATE
+from codec.training.phonemes import phoneme_ids, phonemize
 
-SAMPLE_RATE = 24000
-# Samples per codec latent frame (80 ms at 24 kHz); batches are padded to a multiple of it.
-FRAME_SIZE = 1920
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 LAYOUTS = ("manifest", "libritts", "ljspeech", "vctk", "folder")
 
@@ -42,7 +40,7 @@ class Utterance:
     Attributes:
         path: absolute path of the audio file.
         text: transcript, or None.
-        phonemes: IPA transcription (see `codec.phonemes`), or None.
+        phonemes: IPA transcription (see `codec.training.phonemes`), or None.
         lang: language code, or None.
         speaker: speaker id, prefixed with the corpus name for public corpora (``"vctk/p225"``).
         duration: seconds, or None when not known without opening the file.
@@ -101,29 +99,20 @@ def _load_manifest(path: Path, split: str | None) -> list[Utterance]:
     if path.is_dir():
         path = path / "manifest.jsonl"
     items = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not valid JSON ({e})") from e
-            if not isinstance(rec, dict) or "path" not in rec:
-                raise ValueError(f"{path}:{n}: a manifest record needs at least a 'path' field")
-            if split is not None and rec.get("split") != split:
-                continue
-            duration = rec.get("duration")
-            items.append(
-                Utterance(
-                    path=(path.parent / rec["path"]).resolve(),
-                    text=rec.get("text"),
-                    phonemes=rec.get("phonemes"),
-                    lang=rec.get("lang"),
-                    speaker=str(rec.get("speaker", "unknown")),
-                    duration=float(duration) if duration is not None else None,
-                )
+    for rec in read_manifest(path):
+        if split is not None and rec.fields.get("split") != split:
+            continue
+        duration = rec.fields.get("duration")
+        items.append(
+            Utterance(
+                path=rec.path().resolve(),
+                text=rec.fields.get("text"),
+                phonemes=rec.fields.get("phonemes"),
+                lang=rec.fields.get("lang"),
+                speaker=str(rec.fields.get("speaker", "unknown")),
+                duration=float(duration) if duration is not None else None,
             )
+        )
     return items
 
 
