@@ -140,28 +140,28 @@ def _encode_args(p: argparse.ArgumentParser) -> None:
     _add_model(p)
 
 
-def _run_encode(args: argparse.Namespace) -> int:
-    model = _load_model(args)
-    summary = commands.encode_paths(model, args.inputs, args.output, _options(args))
-    if not args.quiet:
-        for r in summary.with_status("done"):
-            print(f"{r.source} -> {r.output} ({r.duration:.2f} s, {r.num_frames} frames)")
-    return _finish(summary, args)
-
-
 def _decode_args(p: argparse.ArgumentParser) -> None:
     _add_outputs(p, ".hylat")
     _add_model(p)
     _add_audio_format(p)
 
 
-def _run_decode(args: argparse.Namespace) -> int:
-    model = _load_model(args)
-    summary = commands.decode_paths(model, args.inputs, args.output, _options(args))
+def _convert(args: argparse.Namespace, run: Callable[..., RunSummary], frames: bool) -> int:
+    """Run ``commands.encode_paths`` or ``decode_paths`` and print a line per converted file."""
+    summary = run(_load_model(args), args.inputs, args.output, _options(args))
     if not args.quiet:
         for r in summary.with_status("done"):
-            print(f"{r.source} -> {r.output} ({r.duration:.2f} s)")
+            extra = f", {r.num_frames} frames" if frames else ""
+            print(f"{r.source} -> {r.output} ({r.duration:.2f} s{extra})")
     return _finish(summary, args)
+
+
+def _run_encode(args: argparse.Namespace) -> int:
+    return _convert(args, commands.encode_paths, frames=True)
+
+
+def _run_decode(args: argparse.Namespace) -> int:
+    return _convert(args, commands.decode_paths, frames=False)
 
 
 def _roundtrip_args(p: argparse.ArgumentParser) -> None:

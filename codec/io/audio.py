@@ -37,13 +37,17 @@ AUDIO_EXTENSIONS = frozenset(
 _LIBROSA_ONLY_EXTENSIONS = frozenset({".m4a", ".mp4", ".aac", ".wma", ".webm"})
 
 
-class AudioInputError(ValueError):
-    """An input that cannot be used as audio. ``str(err)`` is ``"<path>: <problem>"``."""
+class InputFileError(ValueError):
+    """An input file that cannot be used. ``str(err)`` is ``"<path>: <problem>"``."""
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+class AudioInputError(InputFileError):
+    """An input that cannot be used as audio."""
 
 
 class OutputExistsError(FileExistsError):

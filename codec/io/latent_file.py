@@ -32,7 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from codec.io.audio import write_bytes_atomic
+from codec.io.audio import InputFileError, write_bytes_atomic
 from codec.latents import FRAME_SIZE, Latents, bits_per_frame, num_frames
 
 FORMAT_NAME = "hylat"
@@ -40,13 +40,8 @@ FORMAT_VERSION = 1
 SUFFIX = ".hylat"
 
 
-class LatentFileError(ValueError):
+class LatentFileError(InputFileError):
     """A ``.hylat`` file that cannot be used. ``str(err)`` is ``"<path>: <problem>"``."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 class UnsupportedVersionError(LatentFileError):

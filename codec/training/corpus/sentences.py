@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import unicodedata
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -144,13 +146,16 @@ def clean_sentence(text: str, lang: str, min_chars: int = 15, max_chars: int = 1
     return t
 
 
-def _faker_sentences(lang: str, n: int, seed: int) -> list[str]:
+def _corpus_package(name: str, lang: str) -> Any:
+    """The optional package ``name`` that sentences for ``lang`` come from."""
     try:
-        from faker import Faker
+        return importlib.import_module(name)
     except ImportError as e:
-        raise RuntimeError(
-            f"sentences for {lang!r} come from faker: pip install 'hylac[corpus]'"
-        ) from e
+        raise RuntimeError(f"sentences for {lang!r} come from {name}: pip install 'hylac[corpus]'") from e
+
+
+def _faker_sentences(lang: str, n: int, seed: int) -> list[str]:
+    Faker = _corpus_package("faker", lang).Faker
     locale = {
         "fr": "fr_FR",
         "nl": "nl_NL",
@@ -169,12 +174,7 @@ def _faker_sentences(lang: str, n: int, seed: int) -> list[str]:
 
 
 def _wordfreq_sentences(lang: str, n: int, seed: int) -> list[str]:
-    try:
-        import wordfreq
-    except ImportError as e:
-        raise RuntimeError(
-            f"sentences for {lang!r} come from wordfreq: pip install 'hylac[corpus]'"
-        ) from e
+    wordfreq = _corpus_package("wordfreq", lang)
     words = [
         w
         for w in wordfreq.top_n_list(lang, 4000)
