@@ -10,7 +10,7 @@ LOCK := requirements.lock
 TORCH_PIP_ARGS ?=
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test bench corpus train train-tts latents ship ship-tts lint lock clean system-base system-bench system-corpus
+.PHONY: demo test bench corpus train train-tts latents ship ship-tts lint lock clean system-base system-test system-bench system-corpus
 
 # Everything from the lock, exactly (no resolution against today's releases), then the
 # project itself without dependencies; the check fails with one clear line if the stack
@@ -29,12 +29,14 @@ lock:
 
 system-base:
 	scripts/setup_system.sh base
+system-test:
+	scripts/setup_system.sh test
 system-bench:
 	scripts/setup_system.sh bench
 system-corpus:
 	scripts/setup_system.sh corpus
 
-test: $(STAMP) system-base
+test: $(STAMP) system-test
 	$(PY) -m pytest
 
 demo: $(STAMP) system-base

@@ -135,6 +135,79 @@ def _generate(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import torch
+
+    from .serve import ServerConfig
+
+    try:
+        from .serve import VoiceLibrary, create_app
+        from .serve.server import bind, model_name, serve_forever, setup_logging, url_of
+    except ImportError as err:
+        raise UsageError(f"serve needs the server packages ({err.name} is missing): "
+                         "pip install 'hylac[serve]'") from None
+
+    try:
+        config = ServerConfig(host=args.host, port=args.port, workers=args.workers, max_queue=args.queue,
+                              max_input_chars=args.max_input_chars, max_seconds=args.max_seconds,
+                              max_body_bytes=int(args.max_body_mb * 2**20), default_language=args.default_lang)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.voices is not None and not Path(args.voices).is_dir():
+        raise UsageError(f"--voices {args.voices!r} is not a folder")
+    setup_logging(logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO)
+    try:
+        sock = bind(config.host, config.port)
+    except OSError as err:
+        raise UsageError(str(err)) from None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    synth = _load(args.model, args.device)
+    voices = (VoiceLibrary.from_folder(synth, args.voices, config.max_voices) if args.voices
+              else VoiceLibrary(config.max_voices))
+    app = create_app(synth, config, voices, model_name(args.model))
+    app.state.server.pool.warm_up()
+    print(f"{PROG} serve: {model_name(args.model)} with {len(voices)} voice(s) on {url_of(sock)} "
+          f"({config.workers} worker(s), queue {config.max_queue}); Ctrl-C stops", file=sys.stderr, flush=True)
+    try:
+        serve_forever(app, sock)
+    except KeyboardInterrupt:  # uvicorn has shut down gracefully and passes Ctrl-C on: a normal stop
+        pass
+    print(f"{PROG} serve: stopped", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    from .serve import ServerConfig
+
+    d = ServerConfig()
+    s = sub.add_parser("serve", help="OpenAI-compatible speech server (POST /v1/audio/speech) with a browser page",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--host", default=d.host, help=f"interface to listen on (default {d.host}: this machine only)")
+    s.add_argument("--port", type=int, default=d.port, help=f"TCP port (default {d.port}; 0 = any free port)")
+    s.add_argument("--model", default="hylac-tts-tiny", help="shipped model name or model folder")
+    s.add_argument("--voices", default=None, metavar="DIR",
+                   help="folder of reference recordings (or .hylat latents), one voice per file, named by its stem")
+    s.add_argument("--workers", type=int, default=d.workers, help=f"syntheses run at once (default {d.workers})")
+    s.add_argument("--queue", type=int, default=d.max_queue,
+                   help=f"requests that may wait for a worker; more get 503 + Retry-After (default {d.max_queue})")
+    s.add_argument("--max-input-chars", type=int, default=d.max_input_chars,
+                   help=f"longest input text (default {d.max_input_chars})")
+    s.add_argument("--max-seconds", type=float, default=d.max_seconds,
+                   help=f"length limit of one utterance (default {d.max_seconds:g} s)")
+    s.add_argument("--max-body-mb", type=float, default=d.max_body_bytes / 2**20,
+                   help=f"largest request body, uploads included (default {d.max_body_bytes / 2**20:g} MiB)")
+    s.add_argument("--default-lang", choices=LANGUAGES, default=d.default_language, metavar="LANG",
+                   help=f"language of requests that name none (default {d.default_language})")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--threads", type=_bounded("threads", int), default=0, help="CPU threads (0 = torch's default)")
+    s.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    s.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
+    s.set_defaults(func=_serve)
+
+
 def _train(args: argparse.Namespace) -> int:
     from .train import train
 
@@ -211,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     d = SamplingConfig()
     _add_generate(sub)
+    _add_serve(sub)
 
     t = sub.add_parser("train", help="train on codec latents (runs under torchrun too)", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
