@@ -173,6 +173,16 @@ def test_same_command_same_audio_and_seed_changes_it(model_dir, voice, tmp_path,
     assert not np.array_equal(a, c)
 
 
+def test_train_and_export_arguments_are_usage_errors(tmp_path, capsys):
+    code, _, err = run_main(capsys, "train", "--config", tmp_path / "missing.yaml")
+    assert code == ExitCode.USAGE and "does not exist" in err
+    (tmp_path / "bad.yaml").write_text("model:\n  hidden_sise: 64\n")
+    code, _, err = run_main(capsys, "train", "--config", tmp_path / "bad.yaml")
+    assert code == ExitCode.USAGE and "hidden_sise" in err and "Traceback" not in err
+    code, _, err = run_main(capsys, "export", tmp_path / "no-checkpoint", tmp_path / "out")
+    assert code == ExitCode.USAGE and "does not exist" in err
+
+
 def test_help_lists_the_shared_exit_code_table():
     proc = hylac_tts("generate", "--help")
     assert proc.returncode == ExitCode.OK

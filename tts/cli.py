@@ -209,11 +209,16 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from codec.training import ConfigError
+
     from .train import train
 
     if not os.path.isfile(args.config):
         raise UsageError(f"config file {args.config!r} does not exist")
-    result = train(args.config, args.set, resume=args.resume)
+    try:
+        result = train(args.config, args.set, resume=args.resume)
+    except ConfigError as err:  # an unknown key or a bad value: the arguments' fault, as in hylac-codec
+        raise UsageError(str(err)) from None
     print(f"trained steps {result.start_step}..{result.step}; checkpoint {result.checkpoint}")
     return ExitCode.OK
 
