@@ -172,13 +172,14 @@ def test_training_lowers_the_loss_resumes_and_exports(corpus, tmp_path):
     assert audio.dim() == 1 and audio.numel() % FRAME_SIZE == 0
     with pytest.raises(FileNotFoundError, match="not a TTS training checkpoint"):
         export_checkpoint(tmp_path, tmp_path / "x")
-    # An existing model folder is replaced only with --overwrite.
+    # An existing model folder is replaced only with --overwrite: an output error, as in hylac-codec.
+    from codec import ExitCode
     from tts import cli as tts_cli
 
     before = (folder / "model.safetensors").read_bytes()
-    assert tts_cli.main(["export", str(resumed.checkpoint), str(folder)]) == 1
+    assert tts_cli.main(["export", str(resumed.checkpoint), str(folder)]) == ExitCode.OUTPUT
     assert (folder / "model.safetensors").read_bytes() == before
-    assert tts_cli.main(["export", str(resumed.checkpoint), str(folder), "--overwrite"]) == 0
+    assert tts_cli.main(["export", str(resumed.checkpoint), str(folder), "--overwrite"]) == ExitCode.OK
 
 
 def synth_sampling():
