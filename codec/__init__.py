@@ -17,7 +17,7 @@ Layout: :mod:`codec.model` (the codec: :mod:`~codec.encoder`, :mod:`~codec.quant
 training in :mod:`codec.training`, the command line in :mod:`codec.cli`.
 """
 
-from codec.cli.exit_codes import ExitCode
+from codec.cli.exit_codes import ExitCode, quiet_on_closed_pipe
 from codec.config import CodecConfig
 from codec.io.latent_file import (
     CodecStamp,
@@ -62,6 +62,7 @@ __all__ = [
     "load_latents",
     "load_weights_folder",
     "num_frames",
+    "quiet_on_closed_pipe",
     "same_latent_space",
     "save_latents",
     "save_weights_folder",

@@ -347,6 +347,17 @@ def test_console_script_success_and_failure(model_dir: Path, tmp_path: Path) -> 
     assert sf.info(str(tmp_path / "good.wav")).frames == SAMPLE_RATE // 2
 
 
+def test_a_closed_stdout_pipe_ends_quietly(model: codec.HybridCodec, tmp_path: Path) -> None:
+    """``hylac-codec info x.hylat | head``: the reader closes the pipe; no "error: BrokenPipeError"."""
+    path = save_latents(tmp_path / "x.hylat", model.encode(torch.from_numpy(speech_like(0.5, SAMPLE_RATE)),
+                                                           SAMPLE_RATE), model)
+    proc = subprocess.Popen([str(SCRIPT), "info", str(path), str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the command has written anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == ExitCode.PIPE_CLOSED and err == ""
+
+
 # --------------------------------------------------------------------------- manifests
 
 

@@ -190,6 +190,19 @@ def test_help_lists_the_shared_exit_code_table():
         assert f"  {code.value:<4} {code.meaning}" in proc.stdout
 
 
+def test_a_closed_stdout_pipe_ends_quietly(model_dir, voice, tmp_path):
+    """``hylac-tts generate ... | head`` with the reader gone: the audio is written, no error is printed."""
+    cmd = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "tts"]
+    proc = subprocess.Popen([*cmd, "generate", "--model", str(model_dir), "--text", "Hello there.", "--lang", "en",
+                             "--voice", str(voice), "-o", str(tmp_path / "a.wav"), *FAST],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the summary line is printed
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == ExitCode.PIPE_CLOSED
+    assert "error" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+    assert (tmp_path / "a.wav").is_file()
+
+
 def test_long_generation_shows_progress(model_dir, voice, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("tts.cli.PROGRESS_DELAY_S", 0.0)  # the bar waits this long before it appears
     code, _, err = in_process(capsys, model_dir, voice, tmp_path / "a.wav")

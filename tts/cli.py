@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from codec import LANGUAGES, ExitCode
+from codec import LANGUAGES, ExitCode, quiet_on_closed_pipe
 
 from .config import DEFAULT_SEED, LIMITS, SCHEDULES, SOLVERS, SamplingConfig
 
@@ -333,6 +333,7 @@ def _fail(args: argparse.Namespace, err: BaseException, code: ExitCode, detailed
     return code
 
 
+@quiet_on_closed_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``hylac-tts`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     from .audio import OutputError
@@ -353,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout has gone: quiet_on_closed_pipe ends the command
+        raise
     except (ValueError, FileNotFoundError, TypeError) as err:  # the input itself (voice, text) cannot be used
         return _fail(args, err, ExitCode.FAILED)
     except Exception as err:

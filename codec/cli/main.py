@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from codec.cli import commands
 from codec.cli.encode_manifest import encode_manifest
-from codec.cli.exit_codes import ExitCode, exit_code_help
+from codec.cli.exit_codes import ExitCode, exit_code_help, quiet_on_closed_pipe
 from codec.cli.jobs import RunOptions, RunSummary, UsageError
 from codec.io.audio import OutputWriteError
 from codec.io.latent_file import LatentFileError
@@ -321,6 +321,7 @@ def _setup_logging(args: argparse.Namespace) -> logging.Handler:
     return handler
 
 
+@quiet_on_closed_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``hylac-codec`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
@@ -343,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout has gone: quiet_on_closed_pipe ends the command
+        raise
     except Exception as err:
         log.error("error: %s: %s%s", type(err).__name__, err, "" if args.debug else " (--debug shows the traceback)",
                   exc_info=args.debug)
