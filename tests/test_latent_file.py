@@ -13,7 +13,6 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 import codec
-from codec.io.audio import OutputExistsError, OutputWriteError, atomic_output
 from codec.io.latent_file import (
     CodecMismatchError,
     CodecStamp,
@@ -23,6 +22,7 @@ from codec.io.latent_file import (
     read_latent_info,
     save_latents,
 )
+from codec.io.output import OutputExistsError, OutputWriteError, atomic_output
 from codec.latents import FRAME_SIZE, Latents
 
 STAMP = CodecStamp("hylac-test", "ab" * 32, "12" * 32, 24000, 12.5, 8192, 21)

@@ -285,7 +285,7 @@ def test_an_uploaded_voice_is_encoded_once_and_then_speaks(url, synth, monkeypat
 def test_bad_voice_uploads(url, case):
     data, files = {"name": "carol"}, {"file": ("carol.wav", wav_bytes(3.2), "audio/wav")}
     expected = {
-        "text": (400, "upload 'carol.wav' is a text file, not audio"),
+        "text": (400, "upload 'carol.wav': not a readable audio file (a text file"),
         "short": (400, "voice prompt is 0.50 s long; at least 1 s"),
         "name": (400, "voice name '../etc' is not allowed"),
         "no file": (400, "file: Field required"),
@@ -322,7 +322,7 @@ def test_codec_endpoints_round_trip_and_validate(url, synth, tmp_path):
     np.testing.assert_allclose(decoded, expected, atol=2 / 32768)
     # Wrong inputs, each named.
     r = httpx.post(f"{url}/v1/codec/encode", files={"file": ("notes.txt", b"just text")})
-    assert r.status_code == 400 and "upload 'notes.txt' is a text file, not audio" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "upload 'notes.txt': not a readable audio file (a text file" in r.json()["error"]["message"]
     r = httpx.post(f"{url}/v1/codec/decode", files={"file": ("clip.wav", audio)})
     assert r.status_code == 400 and "RIFF/WAV" in r.json()["error"]["message"]
     torch.manual_seed(5)

@@ -138,7 +138,7 @@ def test_model_and_input_errors_have_their_exit_codes(model_dir, voice, tmp_path
     _one_clear_line(generate(tmp_path / "no-model", voice, tmp_path / "a.wav"), ExitCode.MODEL,
                     "cannot load TTS model")
     _one_clear_line(generate(model_dir, tmp_path, tmp_path / "a.wav"), ExitCode.FAILED,
-                    f"voice prompt '{tmp_path}' is a folder, not an audio file")
+                    f"voice prompt {tmp_path}: is a folder, not an audio file")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -147,20 +147,21 @@ def test_unwritable_outputs_and_unusable_voices_are_one_line_each(model_dir, voi
     blocker.write_text("a file where a folder should be")
     code, _, err = in_process(capsys, model_dir, voice, blocker / "sub" / "a.wav")
     assert code == ExitCode.OUTPUT
-    assert f"cannot write '{blocker / 'sub' / 'a.wav'}': '{blocker}' is a file, not a folder" in err
+    assert f"{blocker / 'sub' / 'a.wav'}: cannot write output ('{blocker}' is a file, not a folder)" in err
     code, _, err = in_process(capsys, model_dir, voice, tmp_path)
     assert code == ExitCode.USAGE and "unknown audio suffix" in err
     (tmp_path / "folder.wav").mkdir()
     code, _, err = in_process(capsys, model_dir, voice, tmp_path / "folder.wav")
     assert code == ExitCode.OUTPUT and "it is a folder" in err
-    for name, content, what in (("notes.wav", b"just some text", "is a text file, not audio"),
-                                ("empty.wav", b"", "is an empty file (0 bytes)"),
-                                ("model.wav", b"\x10\x00\x00\x00\x00\x00\x00\x00{}", "is a safetensors file")):
+    for name, content, what in (("notes.wav", b"just some text", "not a readable audio file (a text file"),
+                                ("empty.wav", b"", "empty file (0 bytes)"),
+                                ("model.wav", b"\x10\x00\x00\x00\x00\x00\x00\x00{}",
+                                 "not a readable audio file (a safetensors file")):
         (tmp_path / name).write_bytes(content)
         code, _, err = in_process(capsys, model_dir, tmp_path / name, tmp_path / "a.wav")
-        assert code == ExitCode.FAILED and f"voice prompt '{tmp_path / name}' {what}" in err, err
+        assert code == ExitCode.FAILED and f"voice prompt {tmp_path / name}: {what}" in err, err
     code, _, err = in_process(capsys, model_dir, tmp_path / "missing.wav", tmp_path / "a.wav")
-    assert code == ExitCode.FAILED and "does not exist" in err
+    assert code == ExitCode.FAILED and "missing.wav: no such file" in err
     assert not (tmp_path / "a.wav").exists()
 
 

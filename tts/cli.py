@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from codec import LANGUAGES, ExitCode, quiet_on_closed_pipe
+from codec import LANGUAGES, ExitCode, OutputExistsError, OutputWriteError, quiet_on_closed_pipe
 
 from .config import DEFAULT_SEED, LIMITS, SCHEDULES, SOLVERS, SamplingConfig
 
@@ -74,23 +74,13 @@ def _load(model: str, device: str):
 
 def _check_output(out: Path, overwrite: bool) -> None:
     """Refuse before any work: an unknown suffix (usage), an existing output or a folder in the way."""
-    from .audio import OutputError, format_for_path
+    from codec import check_output, format_for_path
 
     try:
         format_for_path(out)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if out.is_dir():
-        raise OutputError(f"cannot write {str(out)!r}: it is a folder")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{str(out)!r} exists (pass --overwrite to replace it)")
-    folder = out.absolute().parent
-    while not folder.exists():  # the folders to be made must be makeable
-        folder = folder.parent
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {str(out)!r}: {str(folder)!r} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {str(out)!r}: folder {str(folder)!r} is not writable")
+    check_output(out, overwrite)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -98,7 +88,9 @@ def _generate(args: argparse.Namespace) -> int:
     from torch import Tensor
     from tqdm import tqdm
 
-    from .audio import LATENT_SUFFIX, AtomicAudioWriter, read_audio
+    from codec import LATENT_SUFFIX, SAMPLE_RATE, AudioWriter
+
+    from .audio import read_voice
 
     if not args.text.strip():
         raise UsageError("--text is empty")
@@ -108,7 +100,7 @@ def _generate(args: argparse.Namespace) -> int:
     voice: Path | Tensor = Path(args.voice)
     rate = None
     if voice.suffix.lower() != LATENT_SUFFIX:
-        voice, rate = read_audio(voice, "voice prompt")
+        voice, rate = read_voice(voice), SAMPLE_RATE
     if args.threads:
         torch.set_num_threads(args.threads)
     sampling = SamplingConfig(steps=args.steps, cfg=args.cfg, temperature=args.temperature, top_k=args.top_k,
@@ -120,11 +112,11 @@ def _generate(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         bar = tqdm(desc="generate", unit="s", delay=PROGRESS_DELAY_S, disable=args.quiet, leave=False,
                    bar_format="{desc}: {n:.1f} s of audio [{elapsed}, {rate_fmt}]", file=sys.stderr)
-        with bar, AtomicAudioWriter(out, sr, overwrite=args.overwrite) as f:
+        with bar, AudioWriter(out, sr, overwrite=args.overwrite) as f:
             for chunk in synth.stream(args.text, args.lang, voice, rate, sampling=sampling, seed=args.seed):
                 f.write(chunk.numpy())
                 bar.update(chunk.numel() / sr)
-            samples = f.frames
+            samples = f.num_samples
     for w in caught:
         print(f"{PROG} generate: warning: {w.message}", file=sys.stderr)
     seconds = time.perf_counter() - t0
@@ -234,15 +226,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .audio import OutputError
     from .train import export_checkpoint
 
     if not os.path.isdir(args.checkpoint):
         raise UsageError(f"checkpoint folder {args.checkpoint!r} does not exist")
     try:
         print(export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite))
-    except FileExistsError as err:
-        raise OutputError(str(err)) from None
+    except FileExistsError:
+        raise OutputWriteError(args.out, "it already holds a model; pass --overwrite to replace it") from None
     return ExitCode.OK
 
 
@@ -336,8 +327,6 @@ def _fail(args: argparse.Namespace, err: BaseException, code: ExitCode, detailed
 @quiet_on_closed_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``hylac-tts`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    from .audio import OutputError
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -347,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except UsageError as err:
         return _fail(args, err, ExitCode.USAGE)
-    except OutputError as err:
+    except (OutputExistsError, OutputWriteError) as err:
         return _fail(args, err, ExitCode.OUTPUT)
     except ModelLoadError as err:
         return _fail(args, err, ExitCode.MODEL)

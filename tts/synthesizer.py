@@ -12,10 +12,18 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from codec import FRAME_RATE, SAMPLE_RATE, HybridCodec, LatentFileError, Latents, load_latents
+from codec import (
+    FRAME_RATE,
+    LATENT_SUFFIX,
+    SAMPLE_RATE,
+    HybridCodec,
+    LatentFileError,
+    Latents,
+    load_latents,
+)
 from codec import load as load_codec
 
-from .audio import LATENT_SUFFIX, read_audio
+from .audio import read_voice
 from .config import SamplingConfig
 from .generate import FrameGenerator, check_prompt
 from .model import TTSModel
@@ -70,7 +78,8 @@ class Synthesizer:
         ``voice`` is an audio file path, a ``.hylat`` file of this codec's latent space, a
         waveform tensor (``[N]`` or ``[C, N]``, with ``sample_rate``) or already-encoded
         :class:`codec.Latents`. A path that is not audio is a ``ValueError`` saying what it
-        is (a folder, an empty file, text, ...). Shorter than
+        is (the checks of ``hylac-codec encode``: a folder, an empty file, text, a truncated
+        WAV, ...). Shorter than
         ``min_prompt_seconds`` (1 s) is a ``ValueError``; shorter than 3 s works with a
         warning; longer than ``max_prompt_seconds`` (30 s) is trimmed with a warning.
         """
@@ -87,7 +96,7 @@ class Synthesizer:
                 raise ValueError("sample_rate is read from the file; pass it only with a waveform tensor")
             if Path(voice).suffix.lower() == LATENT_SUFFIX and Path(voice).is_file():
                 return self.voice_prompt(self._prompt_file_latents(Path(voice)))
-            wav, sample_rate = read_audio(voice, "voice prompt")  # [C, N]
+            wav, sample_rate = read_voice(voice), SAMPLE_RATE
         elif isinstance(voice, Tensor):
             if sample_rate is None:
                 raise ValueError("a waveform voice prompt needs its sample_rate")

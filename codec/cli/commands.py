@@ -32,13 +32,7 @@ from codec.cli.jobs import (
     ordered_results,
     plan_jobs,
 )
-from codec.io.audio import (
-    AUDIO_EXTENSIONS,
-    AudioReader,
-    AudioWriter,
-    OutputExistsError,
-    read_audio,
-)
+from codec.io.audio import AUDIO_EXTENSIONS, AudioReader, read_audio
 from codec.io.latent_file import (
     SUFFIX,
     CodecStamp,
@@ -47,6 +41,7 @@ from codec.io.latent_file import (
     read_latent_info,
     save_latents,
 )
+from codec.io.output import AudioWriter, OutputExistsError
 from codec.latents import FRAME_SIZE, SAMPLE_RATE, Latents, num_frames
 from codec.model import HybridCodec
 

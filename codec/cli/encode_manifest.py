@@ -16,9 +16,9 @@ from pathlib import Path
 
 from codec.cli.commands import encode_jobs
 from codec.cli.jobs import ItemResult, Job, RunOptions, RunSummary, UsageError
-from codec.io.audio import prepare_output_dir
 from codec.io.latent_file import SUFFIX, CodecStamp, LatentFileError, check_codec, read_latent_info
 from codec.io.manifest import ManifestError, ManifestRecord, read_manifest, write_manifest
+from codec.io.output import prepare_output_dir
 from codec.model import HybridCodec
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codec.io.audio import AUDIO_EXTENSIONS, AudioInputError, OutputExistsError, OutputWriteError
+from codec.io.audio import AUDIO_EXTENSIONS, AudioInputError
 from codec.io.latent_file import SUFFIX, LatentFileError
+from codec.io.output import OutputExistsError, OutputWriteError
 from codec.latents import FRAME_SIZE, SAMPLE_RATE
 
 log = logging.getLogger("codec.cli")

@@ -22,8 +22,8 @@ from codec.cli import commands
 from codec.cli.encode_manifest import encode_manifest
 from codec.cli.exit_codes import ExitCode, exit_code_help, quiet_on_closed_pipe
 from codec.cli.jobs import RunOptions, RunSummary, UsageError
-from codec.io.audio import OutputWriteError
 from codec.io.latent_file import LatentFileError
+from codec.io.output import OutputWriteError
 from codec.model import HybridCodec
 from codec.models import load
 

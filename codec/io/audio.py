@@ -1,10 +1,11 @@
-"""Audio in and out: validation, down-mixing, resampling, block-wise reading, atomic writing.
+"""Audio in: validation, down-mixing, resampling, block-wise reading (writing: :mod:`codec.io.output`).
 
 Everything the codec reads goes through :class:`AudioReader`, which turns a file of any
 rate and channel count into mono float32 blocks at the codec rate without ever holding
-the whole file, and everything written goes through a temporary file in the target
-folder that is renamed over the destination only once complete, so an interrupted or
-failed run never leaves a partial or empty output behind.
+the whole file. Whatever is not usable audio is an :class:`AudioInputError` saying what
+it is instead (a folder, an empty file, text, model weights, a truncated WAV, NaN
+samples, ...): :func:`read_audio` and :func:`read_audio_bytes` (an upload) make the same
+checks as ``hylac-codec encode``.
 
 Arrays here are numpy (``[N]`` mono float32 at the target rate), except in
 :func:`prepare_waveform`, which checks and converts the tensors handed to the codec.
@@ -12,11 +13,10 @@ Arrays here are numpy (``[N]`` mono float32 at the target rate), except in
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import struct
-import uuid
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,23 +50,6 @@ class AudioInputError(InputFileError):
     """An input that cannot be used as audio."""
 
 
-class OutputExistsError(FileExistsError):
-    """The destination exists and overwriting was not asked for."""
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        super().__init__(f"{path}: output exists (pass --overwrite to replace it)")
-
-
-class OutputWriteError(OSError):
-    """The destination (or its folder) cannot be created or written."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: cannot write output ({problem})")
-
-
 @dataclass(frozen=True)
 class AudioInfo:
     """What an audio file holds, before any conversion.
@@ -95,19 +78,46 @@ def _describe_os_error(err: OSError) -> str:
     return err.strerror or type(err).__name__
 
 
-def _check_path_readable(path: Path) -> None:
+def _check_path_readable(path: Path) -> bytes:
+    """The file's first bytes, once it is known to be a readable, non-empty file."""
     if not path.exists():
         raise AudioInputError(path, "no such file")
     if path.is_dir():
-        raise AudioInputError(path, "is a directory, not an audio file")
+        raise AudioInputError(path, "is a folder, not an audio file")
     try:
-        size = path.stat().st_size
-        with open(path, "rb"):
-            pass
+        with open(path, "rb") as f:
+            head = f.read(64)
     except OSError as err:
         raise AudioInputError(path, f"cannot be read ({_describe_os_error(err)})") from err
-    if size == 0:
+    if not head:
         raise AudioInputError(path, "empty file (0 bytes)")
+    return head
+
+
+def describe_file(head: bytes) -> str | None:
+    """What a file that is not decodable audio is, from its first bytes (for error messages)."""
+    if head.startswith((b"RIFF", b"RIFX")) and head[8:12] == b"WAVE":
+        return "a RIFF/WAV file that cannot be decoded: damaged, or an unsupported sample format"
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 24:
+        return "a safetensors file: model weights or latents, not audio"
+    for magic, what in ((b"PK\x03\x04", "a zip archive"), (b"%PDF", "a PDF document")):
+        if head.startswith(magic):
+            return what
+    stripped = head.lstrip()
+    if stripped.startswith((b"{", b"[")):
+        return "a JSON text file"
+    if stripped[:5].lower() in (b"<!doc", b"<html"):
+        return "an HTML page"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "a text file" if all(c.isprintable() or c in "\r\n\t" for c in text) else None
+
+
+def _unreadable(path: Path, head: bytes, reason: str) -> AudioInputError:
+    what = describe_file(head)
+    return AudioInputError(path, f"not a readable audio file ({what + '; ' if what else ''}{reason})")
 
 
 def _check_riff_complete(path: Path) -> None:
@@ -148,16 +158,16 @@ def probe_audio(path: str | os.PathLike) -> AudioInfo:
             zero-length audio.
     """
     path = Path(path)
-    _check_path_readable(path)
+    head = _check_path_readable(path)
     if path.suffix.lower() in _LIBROSA_ONLY_EXTENSIONS:
         info = _probe_librosa(path)
     else:
         try:
             sfi = sf.info(str(path))
         except sf.LibsndfileError as err:
-            raise AudioInputError(path, f"not a readable audio file ({_libsndfile_reason(err)})") from err
+            raise _unreadable(path, head, f"libsndfile: {_libsndfile_reason(err)}") from err
         except (RuntimeError, TypeError) as err:
-            raise AudioInputError(path, f"not a readable audio file ({err})") from err
+            raise _unreadable(path, head, str(err)) from err
         info = AudioInfo(path, int(sfi.samplerate), int(sfi.channels), int(sfi.frames), f"{sfi.format} {sfi.subtype}")
         if sfi.format in ("WAV", "WAVEX"):
             _check_riff_complete(path)
@@ -216,7 +226,7 @@ def output_length(num_samples: int, in_rate: int, out_rate: int) -> int:
 
 
 class AudioReader:
-    """Iterate over an audio file as mono float32 blocks at ``target_rate``.
+    """Iterate over an audio file as mono float32 blocks at ``target_rate`` (None: the file's own rate).
 
     Every block has exactly ``block_size`` samples except the last, which is shorter
     (never empty). The file is decoded block by block and resampled with a streaming
@@ -230,13 +240,13 @@ class AudioReader:
     """
 
     def __init__(
-        self, path: str | os.PathLike, target_rate: int = SAMPLE_RATE, block_size: int = 30 * SAMPLE_RATE
+        self, path: str | os.PathLike, target_rate: int | None = SAMPLE_RATE, block_size: int = 30 * SAMPLE_RATE
     ) -> None:
         if block_size <= 0:
             raise ValueError(f"block_size must be positive, got {block_size}")
         self.path = Path(path)
         self.info = probe_audio(self.path)
-        self.target_rate = target_rate
+        self.target_rate = self.info.sample_rate if target_rate is None else target_rate
         self.block_size = block_size
         self._file: sf.SoundFile | None = None
         self._whole: np.ndarray | None = None  # [C, N] when decoded through librosa
@@ -338,132 +348,38 @@ class AudioReader:
             yield np.concatenate(pending) if len(pending) > 1 else pending[0]
 
 
-def read_audio(path: str | os.PathLike, target_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, AudioInfo]:
-    """Read a whole file as mono float32 ``[N]`` at ``target_rate`` (validated like :class:`AudioReader`)."""
+def read_audio(path: str | os.PathLike, target_rate: int | None = SAMPLE_RATE) -> tuple[np.ndarray, AudioInfo]:
+    """Read a whole file as mono float32 ``[N]`` at ``target_rate`` (None: the file's own rate).
+
+    The checks and the decoder are those of ``hylac-codec encode`` (:class:`AudioReader`):
+    channels are averaged, other rates resampled with the one resampler, containers that
+    libsndfile lacks (m4a, ...) decoded through librosa. Returns the samples and what the
+    file held (its own rate and channel count).
+
+    Raises:
+        AudioInputError: no such file, a folder, an empty or unreadable file, not audio
+            (the message says what it is), a truncated WAV, zero samples, NaN or Inf.
+    """
     with AudioReader(path, target_rate) as reader:
         blocks = list(reader)
         return np.concatenate(blocks), reader.info
 
 
-def _temp_sibling(path: Path) -> Path:
-    # Hidden, unique, same folder (so os.replace is an atomic rename) and same suffix
-    # (so writers that infer the format from the name still do).
-    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
-
-
-def prepare_output_dir(folder: str | os.PathLike) -> Path:
-    """Create ``folder`` (and parents) and check it is a writable directory.
-
-    Raises:
-        OutputWriteError: it exists as a file, cannot be created, or is not writable.
-    """
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as err:
-        raise OutputWriteError(folder, "exists and is not a folder") from err
-    except OSError as err:
-        raise OutputWriteError(folder, _describe_os_error(err)) from err
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputWriteError(folder, "folder is not writable")
-    return folder
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it over ``path`` only if the block succeeds.
-
-    On any exception the temporary file is removed and ``path`` is left untouched, so
-    no partial or empty output is ever visible under the final name.
-
-    Raises:
-        OutputExistsError: ``path`` exists and ``overwrite`` is False (checked before and
-            again just before the rename).
-        OutputWriteError: the folder cannot be created or the file cannot be written.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
-    prepare_output_dir(path.parent)
-    tmp = _temp_sibling(path)
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise OutputWriteError(path, "nothing was written")
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        if path.exists() and not overwrite:
-            raise OutputExistsError(path)
-        os.replace(tmp, path)
-    except OSError as err:
-        if isinstance(err, (OutputExistsError, OutputWriteError)):
-            raise
-        raise OutputWriteError(path, _describe_os_error(err)) from err
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> None:
-    """Write ``data`` to ``path`` through :func:`atomic_output`."""
-    with atomic_output(path, overwrite) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-
-
-class AudioWriter:
-    """Write mono audio block by block to a temporary file, renamed over ``path`` on :meth:`commit`.
-
-    The container follows the suffix of ``path`` (wav, flac, ...). Samples are clipped
-    to [-1, 1] for integer subtypes. Use as a context manager: leaving the block
-    normally commits, leaving it with an exception discards everything.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        sample_rate: int = SAMPLE_RATE,
-        subtype: str = "PCM_16",
-        overwrite: bool = False,
-    ) -> None:
-        self.path = Path(path)
-        fmt = self.path.suffix.lstrip(".").upper()
-        if not sf.check_format(fmt, subtype):
-            raise OutputWriteError(self.path, f"cannot write {subtype} audio to a .{fmt.lower()} file")
-        self._clip = subtype.startswith("PCM") or subtype in ("ULAW", "ALAW")
-        self.num_samples = 0
-        self._ctx = atomic_output(self.path, overwrite)
-        tmp = self._ctx.__enter__()
+def read_audio_bytes(data: bytes, name: str, target_rate: int | None = SAMPLE_RATE) -> tuple[np.ndarray, AudioInfo]:
+    """:func:`read_audio` for a file held in memory (an upload): ``name`` is the file's name, whose
+    suffix picks the decoder as a path's would, and stands for the file in error messages."""
+    if not data:
+        raise AudioInputError(name, "empty file (0 bytes)")
+    suffix = Path(name).suffix.lower()
+    with tempfile.TemporaryDirectory(prefix="hylac-audio-") as tmp:
+        # A real file, so an upload goes through exactly the checks and decoders of a path.
+        path = Path(tmp) / f"upload{suffix if suffix.isascii() and len(suffix) <= 8 else ''}"
+        path.write_bytes(data)
         try:
-            self._file = sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=1, subtype=subtype, format=fmt)
-        except (sf.LibsndfileError, RuntimeError, OSError) as err:
-            self._ctx.__exit__(type(err), err, err.__traceback__)
-            raise OutputWriteError(self.path, str(err)) from err
-
-    def write(self, samples: np.ndarray) -> None:
-        """Append ``[n]`` float samples."""
-        if self._clip:
-            samples = np.clip(samples, -1.0, 1.0)
-        self._file.write(samples.astype(np.float32, copy=False))
-        self.num_samples += len(samples)
-
-    def commit(self) -> None:
-        self._file.close()
-        self._ctx.__exit__(None, None, None)
-
-    def abort(self, exc: BaseException | None = None) -> None:
-        self._file.close()
-        err = exc if exc is not None else RuntimeError("aborted")
-        with contextlib.suppress(BaseException):
-            self._ctx.__exit__(type(err), err, err.__traceback__)
-
-    def __enter__(self) -> AudioWriter:
-        return self
-
-    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None:
-            self.commit()
-        else:
-            self.abort(exc)
+            wav, info = read_audio(path, target_rate)
+        except AudioInputError as err:  # named by the upload, not by the temporary file
+            raise AudioInputError(name, err.problem.replace(str(path), name)) from None
+    return wav, AudioInfo(Path(name), info.sample_rate, info.channels, info.num_samples, info.format)
 
 
 def prepare_waveform(wav: Tensor, sample_rate: int, target_rate: int = SAMPLE_RATE) -> Tensor:

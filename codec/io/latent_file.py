@@ -32,7 +32,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from codec.io.audio import InputFileError, write_bytes_atomic
+from codec.io.audio import InputFileError
+from codec.io.output import write_bytes_atomic
 from codec.latents import FRAME_SIZE, Latents, bits_per_frame, num_frames
 
 FORMAT_NAME = "hylat"
@@ -224,7 +225,7 @@ def save_latents(
         latents: ``semantic [1, T]``, ``acoustic_codes [1, T, A]``.
         model: the codec that produced them (its name and weights hash are recorded).
         channels, original_sample_rate: the original input's, for information.
-        overwrite: replace an existing file (otherwise :class:`~codec.io.audio.OutputExistsError`).
+        overwrite: replace an existing file (otherwise :class:`~codec.io.output.OutputExistsError`).
 
     Returns:
         the path written.
@@ -385,7 +386,14 @@ def load_latents(
         CodecMismatchError: written by another codec than ``model``.
     """
     path = Path(path)
-    data = _read_file(path)
+    return latents_from_bytes(_read_file(path), path, model)
+
+
+def latents_from_bytes(
+    data: bytes, name: str | os.PathLike, model: CodecIdentity | None = None
+) -> tuple[Latents, LatentFileInfo]:
+    """:func:`load_latents` for a file held in memory (an upload); ``name`` stands for it in errors."""
+    path = Path(name)
     metadata = _read_header(path, data)
     _parse_info(path, metadata, None)  # version check before anything else can fail
     try:

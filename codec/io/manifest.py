@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codec.io.audio import write_bytes_atomic
+from codec.io.output import write_bytes_atomic
 
 
 class ManifestError(ValueError):

@@ -22,7 +22,9 @@ from starlette.exceptions import HTTPException
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..audio import FORMATS, AudioFileError, available_formats, encode_audio, read_audio_bytes
+from codec import AUDIO_FORMATS, audio_to_bytes, available_formats
+
+from ..audio import read_upload
 from ..config import DEFAULT_SEED, LIMITS, SamplingConfig
 from ..synthesizer import Synthesizer
 from .config import ServerConfig
@@ -143,7 +145,7 @@ class AudioStreamResponse(StreamingResponse):
 
     def __init__(self, stream: AudioStream, first: np.ndarray | None, fmt: str, sample_rate: int) -> None:
         self.stream = stream
-        media = FORMATS["wav"].media_type if fmt == "wav" else f"audio/L16;rate={sample_rate};channels=1"
+        media = AUDIO_FORMATS["wav"].media_type if fmt == "wav" else f"audio/L16;rate={sample_rate};channels=1"
         head = wav_stream_header(sample_rate) if fmt == "wav" else b""
         super().__init__(self._body(head, first), media_type=media,
                          headers={"X-Sample-Rate": str(sample_rate), "Cache-Control": "no-store"})
@@ -198,8 +200,8 @@ def _speech_routes(app: FastAPI, state: ServerState) -> None:
             stream.cancel()
             raise
         stream.cancel()
-        body = await asyncio.to_thread(encode_audio, audio, state.synth.sample_rate, FORMATS[fmt])
-        return Response(body, media_type=FORMATS[fmt].media_type)
+        body = await asyncio.to_thread(audio_to_bytes, audio, state.synth.sample_rate, AUDIO_FORMATS[fmt])
+        return Response(body, media_type=AUDIO_FORMATS[fmt].media_type)
 
 
 def _voice_routes(app: FastAPI, state: ServerState) -> None:
@@ -219,18 +221,17 @@ def _voice_routes(app: FastAPI, state: ServerState) -> None:
         except ValueError as err:
             raise ApiError(400, str(err), "name") from None
         data = await file.read()
-        label = f"upload {file.filename!r}" if file.filename else "upload"
 
         def encode(synth: Synthesizer):
-            wav, rate = read_audio_bytes(data, label)
-            return prepare_voice(synth, name, file.filename or "upload", wav, rate)
+            wav, _ = read_upload(data, file.filename)  # the checks of hylac-codec encode
+            return prepare_voice(synth, name, file.filename or "upload", wav, synth.sample_rate)
 
         try:
             voice = await run_on_pool(state, encode)
             state.voices.add(voice)  # checked again: another upload may have taken the name meanwhile
         except VoiceConflict as err:
             raise ApiError(409, str(err), "name", "voice_conflict") from None
-        except (AudioFileError, ValueError) as err:
+        except ValueError as err:
             raise ApiError(400, str(err), "file", "invalid_audio") from None
         log.info("voice %s added (%.1f s)", voice.name, voice.seconds)
         return voice.to_dict()

@@ -8,16 +8,22 @@ newer-format files are each a 400 naming the problem.
 from __future__ import annotations
 
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, File, Form, UploadFile
 from fastapi.responses import Response
 
-from codec import LatentFileError, load_latents, save_latents
+from codec import (
+    AUDIO_FORMATS,
+    LATENT_SUFFIX,
+    LatentFileError,
+    audio_to_bytes,
+    latents_from_bytes,
+    latents_to_bytes,
+)
 
-from ..audio import FORMATS, LATENT_SUFFIX, AudioFileError, encode_audio, read_audio_bytes
+from ..audio import read_upload, upload_error
 from ..synthesizer import Synthesizer
 
 if TYPE_CHECKING:
@@ -38,31 +44,24 @@ def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
-def encode_upload(synth: Synthesizer, data: bytes, label: str) -> bytes:
-    """Audio file bytes -> ``.hylat`` file bytes written by the worker's codec."""
-    wav, rate = read_audio_bytes(data, label)  # [C, N]
+def encode_upload(synth: Synthesizer, data: bytes, filename: str | None) -> bytes:
+    """Audio file bytes -> ``.hylat`` file bytes written by the worker's codec (input checked
+    as ``hylac-codec encode`` checks a file)."""
+    wav, info = read_upload(data, filename)  # [N] at the codec's rate
     codec = synth.codec
-    latents = codec.encode(wav, rate).to("cpu")
-    with tempfile.TemporaryDirectory(prefix="hylac-serve-") as tmp:
-        path = save_latents(Path(tmp) / f"upload{LATENT_SUFFIX}", latents, codec, channels=wav.shape[0],
-                            original_sample_rate=rate)
-        return path.read_bytes()
+    latents = codec.encode(wav, codec.sample_rate).to("cpu")
+    return latents_to_bytes(latents, codec, channels=info.channels, original_sample_rate=info.sample_rate)
 
 
-def decode_upload(synth: Synthesizer, data: bytes, label: str, fmt: str) -> bytes:
+def decode_upload(synth: Synthesizer, data: bytes, filename: str | None, fmt: str) -> bytes:
     """``.hylat`` file bytes -> an audio file of exactly the original length."""
-    if not data:
-        raise AudioFileError(f"{label} is empty (0 bytes)")
     codec = synth.codec
-    with tempfile.TemporaryDirectory(prefix="hylac-serve-") as tmp:
-        path = Path(tmp) / f"upload{LATENT_SUFFIX}"
-        path.write_bytes(data)
-        try:
-            latents, info = load_latents(path, codec)
-        except LatentFileError as err:  # its message starts with our temporary path: name the upload instead
-            raise AudioFileError(f"{label}: {err.problem}") from None
+    try:
+        latents, info = latents_from_bytes(data, filename or "upload", codec)
+    except LatentFileError as err:
+        raise ValueError(upload_error(filename, err)) from None
     audio = codec.decode(latents)[:, 0]  # [C, N]
-    return encode_audio(audio.T.cpu().numpy(), info.sample_rate, FORMATS[fmt])
+    return audio_to_bytes(audio.T.cpu().numpy(), info.sample_rate, AUDIO_FORMATS[fmt])
 
 
 def codec_routes(app: FastAPI, state: ServerState) -> None:
@@ -71,10 +70,9 @@ def codec_routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/v1/codec/encode")
     async def encode(file: Annotated[UploadFile, File(description="an audio file")]) -> Response:
         data = await file.read()
-        label = f"upload {file.filename!r}" if file.filename else "upload"
         try:
-            body = await run_on_pool(state, lambda synth: encode_upload(synth, data, label))
-        except (AudioFileError, ValueError) as err:
+            body = await run_on_pool(state, lambda synth: encode_upload(synth, data, file.filename))
+        except ValueError as err:
             raise ApiError(400, str(err), "file", "invalid_audio") from None
         return Response(body, media_type="application/octet-stream",
                         headers=_attachment(_stem(file.filename, "audio") + LATENT_SUFFIX))
@@ -86,10 +84,9 @@ def codec_routes(app: FastAPI, state: ServerState) -> None:
             raise ApiError(400, f"unsupported response_format {response_format!r}; supported: "
                                 f"{', '.join(DECODE_FORMATS)}", "response_format", "unsupported_format")
         data = await file.read()
-        label = f"upload {file.filename!r}" if file.filename else "upload"
         try:
-            body = await run_on_pool(state, lambda synth: decode_upload(synth, data, label, response_format))
-        except (AudioFileError, ValueError) as err:
+            body = await run_on_pool(state, lambda synth: decode_upload(synth, data, file.filename, response_format))
+        except ValueError as err:
             raise ApiError(400, str(err), "file", "invalid_latents") from None
-        fmt = FORMATS[response_format]
+        fmt = AUDIO_FORMATS[response_format]
         return Response(body, media_type=fmt.media_type, headers=_attachment(_stem(file.filename, "decoded") + fmt.suffix))

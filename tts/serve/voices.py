@@ -14,16 +14,15 @@ from pathlib import Path
 
 from torch import Tensor
 
-from codec import SAMPLE_RATE, Latents
+from codec import AUDIO_EXTENSIONS, LATENT_SUFFIX, SAMPLE_RATE, Latents
 
-from ..audio import FORMATS, LATENT_SUFFIX
 from ..synthesizer import Synthesizer
 
 log = logging.getLogger("tts.serve")
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-#: Files picked up from a voices folder.
-VOICE_SUFFIXES = frozenset({f.suffix for f in FORMATS.values()} | {".aiff", ".aif", LATENT_SUFFIX})
+#: Files picked up from a voices folder: the audio ``hylac-codec encode`` picks up in a folder, and latents.
+VOICE_SUFFIXES = AUDIO_EXTENSIONS | {LATENT_SUFFIX}
 
 
 class UnknownVoice(LookupError):
@@ -71,10 +70,10 @@ def check_name(name: str) -> str:
 
 def prepare_voice(synth: Synthesizer, name: str, source: str, voice: str | Path | Tensor,
                   sample_rate: int | None = None) -> Voice:
-    """Encode a recording (path, or ``[C, N]`` waveform with its rate) into a :class:`Voice`.
+    """Encode a recording (path, or ``[N]`` / ``[C, N]`` waveform with its rate) into a :class:`Voice`.
 
-    Raises ``ValueError`` / ``FileNotFoundError`` for audio that cannot be a voice prompt
-    (not audio, shorter than the model's minimum, another codec's latents).
+    Raises ``ValueError`` for audio that cannot be a voice prompt (not audio, shorter than
+    the model's minimum, another codec's latents).
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
