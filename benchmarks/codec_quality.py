@@ -20,7 +20,6 @@ plus the environment), `codec_quality.md` and `codec_quality.png` under `--out`.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -30,27 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
-from benchmarks.baselines import (
-    BASELINE_NAMES,
-    Hylac,
-    System,
-    SystemUnavailable,
-    build_baseline,
-)
-from benchmarks.common import (
-    REPO_ROOT,
-    Panel,
-    Series,
-    environment_info,
-    format_number,
-    markdown_table,
-    save_plot,
-    write_json,
-    write_markdown,
-)
+from benchmarks.common import REPO_ROOT, Panel, Report, Series, format_number, markdown_table
+from benchmarks.systems import BASELINE_NAMES, Hylac, System, SystemUnavailable, build_baseline
 from codec import metrics as M
+from codec.io.audio import read_audio
+from codec.io.manifest import read_manifest
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 DEFAULT_MANIFEST = REPO_ROOT / "data" / "corpus" / "test.jsonl"
@@ -116,32 +100,20 @@ class SystemResult:
 
 def read_clip(path: Path, clip_id: str, lang: str | None, text: str | None,
               max_seconds: float | None) -> Clip:
-    """Read an audio file as mono float32 (channels averaged), cut to `max_seconds`."""
-    audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    mono = audio.mean(axis=1)
+    """Read an audio file as mono float32 at its own rate (channels averaged; the codec's reader
+    and its checks), cut to `max_seconds`."""
+    mono, info = read_audio(path, target_rate=None)
     if max_seconds is not None:
-        mono = mono[: int(max_seconds * sr)]
-    if mono.size == 0:
-        raise ValueError(f"{path}: no audio samples")
-    return Clip(id=clip_id, path=path, audio=np.ascontiguousarray(mono), sample_rate=int(sr),
+        mono = mono[: int(max_seconds * info.sample_rate)]
+    return Clip(id=clip_id, path=path, audio=np.ascontiguousarray(mono), sample_rate=info.sample_rate,
                 lang=lang, text=text)
 
 
 def clips_from_manifest(manifest: Path, max_seconds: float | None) -> list[Clip]:
     """Clips of a JSON-lines manifest (`path` relative to the manifest, `text`, `lang`)."""
-    clips = []
-    for lineno, line in enumerate(manifest.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            rel = entry["path"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{manifest}:{lineno}: expected a JSON object with 'path' ({exc})") from None
-        path = (manifest.parent / rel).resolve()
-        clips.append(read_clip(path, f"{manifest.stem}:{Path(rel).stem}", entry.get("lang"),
-                               entry.get("text"), max_seconds))
-    return clips
+    return [read_clip(record.path().resolve(), f"{manifest.stem}:{Path(record.fields['path']).stem}",
+                      record.fields.get("lang"), record.fields.get("text"), max_seconds)
+            for record in read_manifest(manifest)]
 
 
 def clips_from_folder(folder: Path, lang: str | None, max_seconds: float | None) -> list[Clip]:
@@ -246,10 +218,10 @@ def _is_english(lang: str | None) -> bool:
 def write_outputs(out_dir: Path, results: Sequence[SystemResult], skipped: dict[str, str],
                   clips: Sequence[Clip], metrics: Sequence[str], args: dict[str, Any]) -> dict[str, Path]:
     """Write codec_quality.{json,md,png}; returns their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    report = Report("codec_quality", "Codec quality")
     data = {
         "benchmark": "codec_quality",
-        "environment": environment_info(),
+        "environment": report.environment,
         "config": args,
         "data": {"num_clips": len(clips), "clips": [
             {"id": c.id, "path": str(c.path), "lang": c.lang, "sample_rate": c.sample_rate,
@@ -259,8 +231,6 @@ def write_outputs(out_dir: Path, results: Sequence[SystemResult], skipped: dict[
         "systems": [r.summary() for r in results],
         "skipped": skipped,
     }
-    paths = {"json": write_json(out_dir / "codec_quality.json", data)}
-
     columns = [c for c in COLUMNS if c[1] in metrics]
     headers = ["system", "kbps"] + [c[0] for c in columns]
     rows = [[r.name, format_number(r.mean("kbps"))] + [format_number(r.mean(k), d) for _, k, d in columns]
@@ -279,18 +249,14 @@ def write_outputs(out_dir: Path, results: Sequence[SystemResult], skipped: dict[
         notes.append("Skipped: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
     env = data["environment"]
     notes.append(f"Measured {env['date']} at commit {env['git_commit']}, torch {env['torch']}.")
-    paths["md"] = write_markdown(out_dir / "codec_quality.md", "Codec quality",
-                                 [markdown_table(headers, rows), "\n\n".join(notes)])
-
     panels = []
     for key, label in (("pesq_wb", "PESQ-WB"), ("stoi", "STOI")):
         if key in metrics:
             series = [Series(r.name, [r.mean("kbps") or math.nan], [r.mean(key) or math.nan])
                       for r in results]
             panels.append(Panel(f"{label} vs bitrate", "bitrate (kbps, log)", label, series, xlog=True))
-    if panels:
-        paths["png"] = save_plot(out_dir / "codec_quality.png", panels, "Codec quality vs bitrate")
-    return paths
+    return report.write(out_dir, data, [markdown_table(headers, rows), "\n\n".join(notes)], panels,
+                        "Codec quality vs bitrate")
 
 
 BITRATE_NOTE = (

@@ -18,28 +18,24 @@ Three measurements:
 3. Memory: peak RSS of `hylac-codec encode` and `hylac-codec decode` on a one-hour file
    (`--memory-seconds`), each in a fresh process.
 
-Peers are built from `transformers` default configurations with random weights, which
-costs exactly the compute of trained weights: `MimiModel(MimiConfig())`, `DacModel` with
-the 24 kHz layout of the released DAC (strides 2, 4, 5, 8; 32 codebooks) and
-`EncodecModel(EncodecConfig())` (24 kHz) at 1.5 kbps. The hylac reference configuration
-(`codec.CodecConfig.reference()`) also runs with random weights.
+Systems are the adapters of `benchmarks.systems` (`NeuralCodec`): peers are built from
+`transformers` default configurations with random weights, which costs exactly the compute
+of trained weights (Mimi, DAC in its released 24 kHz layout, EnCodec at 1.5 kbps). The hylac
+reference configuration (`codec.CodecConfig.reference()`) also runs with random weights.
 
 Writes `codec_speed.json`, `codec_speed.md` and `codec_speed.png` under `--out`.
 """
 
 from __future__ import annotations
 
-import abc
 import argparse
-import importlib.util
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,19 +43,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.common import (
-    REPO_ROOT,
-    Panel,
-    Series,
-    environment_info,
-    format_number,
-    markdown_table,
-    save_plot,
-    write_json,
-    write_markdown,
-)
+from benchmarks.cli_memory import MemoryResult, measure_memory
+from benchmarks.common import REPO_ROOT, Panel, Report, Series, format_number, markdown_table
+from benchmarks.systems import PEERS, Hylac, NeuralCodec, sync
 
-PEERS: tuple[str, ...] = ("mimi", "dac", "encodec")
 FRAME_SAMPLES_24K = 1920  # one 80 ms frame at 24 kHz (hylac and Mimi both use it)
 
 #: Targets from the project's benchmark specification.
@@ -68,208 +55,44 @@ TARGET_STREAM_P99_MS = 8.0  # per 80 ms frame, one thread
 TARGET_PEAK_RSS_GB = 1.5  # one hour through the CLI
 
 
-# --------------------------------------------------------------------------- subjects
+# --------------------------------------------------------------------------- systems
 
 
-class Subject(abc.ABC):
-    """A codec under test: batched `encode([B, 1, N]) -> codes`, `decode(codes) -> audio`."""
-
-    name: str
-    kind: str  # "hylac" or "peer"
-    sample_rate: int
-    module: torch.nn.Module
-
-    @abc.abstractmethod
-    def encode(self, wav: torch.Tensor) -> Any: ...
-
-    @abc.abstractmethod
-    def decode(self, codes: Any) -> torch.Tensor: ...
-
-    #: Whether `stream` is implemented (the spec asks for hylac and Mimi).
-    streams: bool = False
-    #: Ways of streaming measured, each a row of its own ("" is the plain one).
-    stream_variants: tuple[str, ...] = ("",)
-    #: Whether the subject runs on the CPU only (int8 kernels).
-    cpu_only: bool = False
-
-    def stream(self, num_frames: int, warmup: int, variant: str = "") -> tuple[list[float], str]:
-        """Per-frame encode+decode latencies (seconds) and a note on how they were taken."""
-        raise NotImplementedError(f"{self.name} has no streaming measurement")
-
-    @property
-    def parameters(self) -> int:
-        return sum(p.numel() for p in self.module.parameters())
-
-    def to(self, device: torch.device) -> None:
-        self.module.to(device)
-
-
-class HylacSubject(Subject):
-    """A hylac codec (`codec.HybridCodec`)."""
-
-    streams = True
-    stream_variants = ("", "traced")
-
-    def __init__(self, name: str, model: Any) -> None:
-        self.name, self.kind, self.module = name, "hylac", model.eval()
-        self.sample_rate = int(model.sample_rate)
-        self.cpu_only = bool(model.int8)
-
-    def encode(self, wav: torch.Tensor) -> Any:
-        return self.module.encode(wav, self.sample_rate)
-
-    def decode(self, codes: Any) -> torch.Tensor:
-        return self.module.decode(codes)
-
-    def stream(self, num_frames: int, warmup: int, variant: str = "") -> tuple[list[float], str]:
-        model = self.module
-        device = next(model.parameters()).device
-        chunk = torch.randn(1, 1, int(model.frame_size), device=device) * 0.1
-        trace_frames = 1 if variant == "traced" else None
-        times = []
-        with torch.inference_mode(), model.streaming(1, trace_frames=trace_frames):
-            for i in range(warmup + num_frames):
-                start = time.perf_counter()
-                model.decode_chunk(model.encode_chunk(chunk))
-                _sync(device)
-                if i >= warmup:
-                    times.append(time.perf_counter() - start)
-        how = "model.streaming(1, trace_frames=1): traced steps" if trace_frames else "model.streaming(1)"
-        weights = ", int8 weights (use_int8)" if model.int8 else ""
-        return times, f"true streaming: {how}{weights}, encode_chunk + decode_chunk per frame"
-
-
-class MimiSubject(Subject):
-    """transformers `MimiModel(MimiConfig())`: 24 kHz, 12.5 Hz, all default codebooks."""
-
-    streams = True
-
-    def __init__(self) -> None:
-        from transformers import MimiConfig, MimiModel
-
-        self.name, self.kind = "mimi", "peer"
-        self.module = MimiModel(MimiConfig()).eval()
-        self.sample_rate = int(self.module.config.sampling_rate)
-
-    def encode(self, wav: torch.Tensor) -> Any:
-        return self.module.encode(wav).audio_codes
-
-    def decode(self, codes: Any) -> torch.Tensor:
-        return self.module.decode(codes).audio_values
-
-    def stream(self, num_frames: int, warmup: int, variant: str = "") -> tuple[list[float], str]:
-        model = self.module
-        device = next(model.parameters()).device
-        frame = int(round(self.sample_rate / model.config.frame_rate))
-        chunk = torch.randn(1, 1, frame, device=device) * 0.1
-        enc_cache = padding_cache = dec_cache = None
-        times = []
-        with torch.inference_mode():
-            for i in range(warmup + num_frames):
-                start = time.perf_counter()
-                out = model.encode(chunk, encoder_cache=enc_cache, padding_cache=padding_cache,
-                                   use_streaming=True)
-                enc_cache, padding_cache = out.encoder_cache, out.padding_cache
-                dec = model.decode(out.audio_codes, decoder_cache=dec_cache, use_cache=True)
-                dec_cache = dec.decoder_cache
-                _sync(device)
-                if i >= warmup:
-                    times.append(time.perf_counter() - start)
-        note = ("encoder streams with its transformer KV cache and conv padding cache "
-                "(use_streaming=True); the decoder keeps its transformer KV cache, but the "
-                "transformers implementation has no state for its transposed convolutions, so "
-                "each frame is decoded without the conv overlap: the same compute per frame, "
-                "not sample-exact audio")
-        return times, note
-
-
-class DacSubject(Subject):
-    """transformers `DacModel` in the layout of the released 24 kHz DAC."""
-
-    def __init__(self) -> None:
-        from transformers import DacConfig, DacModel
-
-        # DacConfig() defaults to the 16 kHz model; the 24 kHz release uses strides
-        # 2, 4, 5, 8 (hop 320, 75 Hz) and 32 codebooks.
-        config = DacConfig(sampling_rate=24000, downsampling_ratios=[2, 4, 5, 8], n_codebooks=32)
-        self.name, self.kind = "dac", "peer"
-        self.module = DacModel(config).eval()
-        self.sample_rate = 24000
-
-    def encode(self, wav: torch.Tensor) -> Any:
-        return self.module.encode(wav).audio_codes
-
-    def decode(self, codes: Any) -> torch.Tensor:
-        return self.module.decode(audio_codes=codes).audio_values
-
-
-class EncodecSubject(Subject):
-    """transformers `EncodecModel(EncodecConfig())`: 24 kHz, 75 Hz, at 1.5 kbps."""
-
-    def __init__(self) -> None:
-        from transformers import EncodecConfig, EncodecModel
-
-        self.name, self.kind = "encodec", "peer"
-        self.module = EncodecModel(EncodecConfig()).eval()
-        self.sample_rate = int(self.module.config.sampling_rate)
-        self.bandwidth = float(min(self.module.config.target_bandwidths))
-
-    def encode(self, wav: torch.Tensor) -> Any:
-        out = self.module.encode(wav, bandwidth=self.bandwidth)
-        return out.audio_codes, out.audio_scales
-
-    def decode(self, codes: Any) -> torch.Tensor:
-        audio_codes, audio_scales = codes
-        return self.module.decode(audio_codes, audio_scales).audio_values
-
-
-PEER_BUILDERS: dict[str, Callable[[], Subject]] = {
-    "mimi": MimiSubject,
-    "dac": DacSubject,
-    "encodec": EncodecSubject,
-}
-
-
-def build_subjects(models: Sequence[str], systems: Sequence[str], log=print, int8: bool = True,
-                   ) -> tuple[list[Subject], dict[str, str]]:
+def build_systems(models: Sequence[str], systems: Sequence[str], log=print, int8: bool = True,
+                  ) -> tuple[list[NeuralCodec], dict[str, str]]:
     """hylac models (`--model`, each also with int8 weights unless `int8` is off), the reference
     configuration and peers, as asked in `systems`."""
     import codec
 
-    subjects: list[Subject] = []
+    built: list[NeuralCodec] = []
     skipped: dict[str, str] = {}
     if "hylac" in systems:
         for name in models:
-            try:
-                model = codec.load(name)
-            except Exception as exc:  # noqa: BLE001 - reported, the rest still runs
-                skipped[name] = f"cannot load codec model: {exc}"
-                log(f"skipping {name}: {skipped[name]}")
-                continue
             label = Path(name).name if Path(name).is_dir() else name
-            subjects.append(HylacSubject(label, model))
+            model = Hylac(name, label)
+            reason = model.unavailable_reason()
+            if reason is not None:  # reported, the rest still runs
+                skipped[name] = reason
+                log(f"skipping {name}: {reason}")
+                continue
+            built.append(model)
             if int8:
-                subjects.append(HylacSubject(f"{label} int8", codec.load(name).use_int8()))
+                built.append(Hylac(name, f"{label} int8", int8=True))
     if "reference" in systems:
         torch.manual_seed(0)
-        subjects.append(HylacSubject("hylac-reference", codec.HybridCodec(codec.CodecConfig.reference())))
+        built.append(Hylac(codec.HybridCodec(codec.CodecConfig.reference()), "hylac-reference"))
     for peer in PEERS:
         if peer in systems:
             try:
                 torch.manual_seed(0)
-                subjects.append(PEER_BUILDERS[peer]())
+                built.append(PEERS[peer]())
             except Exception as exc:  # noqa: BLE001 - e.g. an older transformers without the model
                 skipped[peer] = f"cannot build from transformers: {exc}"
                 log(f"skipping {peer}: {skipped[peer]}")
-    return subjects, skipped
+    return built, skipped
 
 
 # ----------------------------------------------------------------------- throughput
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @dataclass
@@ -298,7 +121,7 @@ class ThroughputResult:
         return d
 
 
-def time_subject(subject: Subject, device: torch.device, threads: int, batch: int, seconds: float,
+def time_system(subject: NeuralCodec, device: torch.device, threads: int, batch: int, seconds: float,
                  warmup: int, repeats: int) -> ThroughputResult:
     """Median encode / decode / encode+decode wall time of `batch` x `seconds` of noise-like audio."""
     torch.set_num_threads(threads)
@@ -308,13 +131,13 @@ def time_subject(subject: Subject, device: torch.device, threads: int, batch: in
     enc_times, dec_times = [], []
     with torch.inference_mode():
         for i in range(warmup + repeats):
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             codes = subject.encode(wav)
-            _sync(device)
+            sync(device)
             t1 = time.perf_counter()
             subject.decode(codes)
-            _sync(device)
+            sync(device)
             t2 = time.perf_counter()
             if i >= warmup:
                 enc_times.append(t1 - t0)
@@ -361,7 +184,7 @@ class StreamingResult:
     note: str
 
 
-def measure_streaming(subject: Subject, num_frames: int, warmup: int, variant: str = "") -> StreamingResult:
+def measure_streaming(subject: NeuralCodec, num_frames: int, warmup: int, variant: str = "") -> StreamingResult:
     torch.set_num_threads(1)
     times, note = subject.stream(num_frames, warmup, variant)
     ms = np.asarray(times) * 1000.0
@@ -370,86 +193,6 @@ def measure_streaming(subject: Subject, num_frames: int, warmup: int, variant: s
         p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()), max_ms=float(ms.max()),
         frame_ms=1000.0 * FRAME_SAMPLES_24K / 24000, note=note,
     )
-
-
-# --------------------------------------------------------------------------- memory
-
-
-@dataclass
-class MemoryResult:
-    """Peak resident memory of one CLI command on a long file."""
-
-    command: str
-    seconds_audio: float
-    peak_rss_mb: float
-    wall_s: float
-    returncode: int
-    error: str | None = None
-
-
-# Runs the command as its child and prints the child's peak RSS (KiB on Linux), so each
-# command gets its own figure rather than the maximum over everything run so far.
-_RSS_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
-    "sys.stderr.write(r.stderr[-2000:])\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    "sys.exit(r.returncode)\n"
-)
-
-
-def cli_command() -> list[str] | None:
-    """How to run the codec CLI from this environment, or None when it is not installed."""
-    if importlib.util.find_spec("codec.cli") is None:
-        return None
-    return [sys.executable, "-m", "codec"]
-
-
-def run_with_peak_rss(cmd: Sequence[str]) -> tuple[float, float, int, str]:
-    """Run `cmd`; returns (peak RSS in MB, wall seconds, return code, stderr tail)."""
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *cmd], capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    lines = proc.stdout.strip().splitlines()
-    kib = float(lines[-1]) if lines and lines[-1].strip().isdigit() else math.nan
-    return kib / 1024.0, wall, proc.returncode, proc.stderr.strip()[-1000:]
-
-
-def write_long_file(path: Path, seconds: float, sample_rate: int = 24000) -> None:
-    """A 16-bit WAV of speech-like noise bursts, written block by block (bounded memory)."""
-    import soundfile as sf
-
-    rng = np.random.default_rng(0)
-    block = sample_rate * 60
-    with sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=1, subtype="PCM_16") as f:
-        remaining = int(seconds * sample_rate)
-        while remaining > 0:
-            n = min(block, remaining)
-            t = np.arange(n) / sample_rate
-            envelope = 0.5 * (1 + np.sin(2 * np.pi * 3.0 * t))  # syllable-rate modulation
-            f.write((0.1 * envelope * rng.standard_normal(n)).astype(np.float32))
-            remaining -= n
-
-
-def measure_memory(model: str, seconds: float, workdir: Path) -> tuple[list[MemoryResult], str | None]:
-    """Peak RSS of CLI encode and decode of a `seconds`-long file; (results, skip reason)."""
-    base = cli_command()
-    if base is None:
-        return [], "the codec CLI (codec.cli) is not installed"
-    wav, lat, out = workdir / "long.wav", workdir / "long.hylat", workdir / "long.decoded.wav"
-    write_long_file(wav, seconds)
-    results = []
-    for label, args in (
-        ("encode", ["encode", str(wav), "-o", str(lat), "-m", model, "--device", "cpu", "-q", "--overwrite"]),
-        ("decode", ["decode", str(lat), "-o", str(out), "-m", model, "--device", "cpu", "-q", "--overwrite"]),
-    ):
-        rss, wall, rc, err = run_with_peak_rss([*base, *args])
-        results.append(MemoryResult(command=f"hylac-codec {label}", seconds_audio=seconds,
-                                    peak_rss_mb=rss, wall_s=wall, returncode=rc,
-                                    error=err if rc != 0 else None))
-        if rc != 0:
-            break
-    return results, None
 
 
 # --------------------------------------------------------------------------- output
@@ -513,7 +256,6 @@ def _rtf(value: float) -> str:
 
 
 def write_outputs(out_dir: Path, report: SpeedReport, primary: str | None) -> dict[str, Path]:
-    paths = {"json": write_json(out_dir / "codec_speed.json", report.to_dict())}
     sections = []
 
     params = markdown_table(
@@ -566,8 +308,6 @@ def write_outputs(out_dir: Path, report: SpeedReport, primary: str | None) -> di
     if report.skipped:
         notes.append("Skipped: " + "; ".join(f"{k} ({v})" for k, v in report.skipped.items()))
     sections.append("\n\n".join(notes))
-    paths["md"] = write_markdown(out_dir / "codec_speed.md", "Codec speed", sections)
-
     panels = []
     cpu = [r for r in report.throughput if r.device == "cpu"]
     settings = sorted({(r.threads, r.batch) for r in cpu})
@@ -582,9 +322,8 @@ def write_outputs(out_dir: Path, report: SpeedReport, primary: str | None) -> di
                   Series("p99", [], [s.p99_ms for s in report.streaming])]
         panels.append(Panel("Streaming latency per 80 ms frame (1 thread)", "system", "ms", series,
                             kind="bar", categories=[s.system for s in report.streaming]))
-    if panels:
-        paths["png"] = save_plot(out_dir / "codec_speed.png", panels, "Codec speed")
-    return paths
+    return Report("codec_speed", "Codec speed", report.environment).write(
+        out_dir, report.to_dict(), sections, panels, "Codec speed")
 
 
 # ----------------------------------------------------------------------------- main
@@ -637,14 +376,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--devices cuda: CUDA is not available here")
     devices = [torch.device(d) for d in dict.fromkeys(wanted)]
 
-    subjects, skipped = build_subjects(args.model, args.systems, int8=not args.no_int8)
+    subjects, skipped = build_systems(args.model, args.systems, int8=not args.no_int8)
     if not subjects:
         print("nothing to measure: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()), file=sys.stderr)
         return 1
     primary = next((s.name for s in subjects if s.kind == "hylac"), None)
     max_threads = os.cpu_count() or 1
     report = SpeedReport(
-        environment=environment_info(),
+        environment=Report("codec_speed", "Codec speed").environment,  # taken before any measurement
         config={**settings, "models": args.model, "systems": args.systems, "devices": [d.type for d in devices]},
         subjects=[{"name": s.name, "kind": s.kind, "parameters": s.parameters, "sample_rate": s.sample_rate}
                   for s in subjects],
@@ -664,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         skipped[f"{threads} threads"] = f"only {max_threads} CPUs"
                         continue
                     for batch in settings["batch_sizes"]:
-                        r = time_subject(subject, device, threads, batch, settings["seconds"],
+                        r = time_system(subject, device, threads, batch, settings["seconds"],
                                          settings["warmup"], settings["repeats"])
                         report.throughput.append(r)
                         print(f"{r.system:16s} {r.device} {threads} thr B{batch:<3d} RTF enc {_rtf(r.rtf('encode'))} "

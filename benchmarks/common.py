@@ -86,6 +86,31 @@ def write_json(path: Path, data: Mapping[str, Any]) -> Path:
     return path
 
 
+@dataclass
+class Report:
+    """The outputs of one benchmark run: ``<name>.json``, ``<name>.md`` and, with panels, ``<name>.png``.
+
+    ``environment`` is taken when the report is made (at the start of the run, so the load
+    average is the one the measurements met); :meth:`write` records it in the JSON.
+    """
+
+    name: str
+    title: str
+    environment: dict[str, Any] = field(default_factory=environment_info)
+
+    def write(self, out_dir: Path, data: Mapping[str, Any], sections: Sequence[str],
+              panels: Sequence[Panel] = (), suptitle: str | None = None) -> dict[str, Path]:
+        """Write ``data`` (plus the environment, unless it holds one), ``# title`` with
+        ``sections``, and the panels' plot under ``out_dir``; returns the paths by kind."""
+        out_dir = Path(out_dir)
+        record = dict(data) if "environment" in data else {**data, "environment": self.environment}
+        paths = {"json": write_json(out_dir / f"{self.name}.json", record),
+                 "md": write_markdown(out_dir / f"{self.name}.md", self.title, sections)}
+        if panels:
+            paths["png"] = save_plot(out_dir / f"{self.name}.png", panels, suptitle)
+        return paths
+
+
 def format_number(value: float | int | None, digits: int = 2, significant: int | None = None) -> str:
     """Table cell for a number: fixed `digits` decimals, or `significant` digits when given
     (for quantities spanning orders of magnitude); `–` when missing or not finite."""

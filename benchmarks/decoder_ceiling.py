@@ -40,13 +40,7 @@ from torch import Tensor
 
 import codec
 from benchmarks.codec_quality import Clip, gather_clips
-from benchmarks.common import (
-    environment_info,
-    format_number,
-    markdown_table,
-    write_json,
-    write_markdown,
-)
+from benchmarks.common import Report, format_number, markdown_table
 from codec import metrics as M
 from codec.heads import SourceFilterHead
 from codec.heads.dsp import estimate_f0
@@ -204,12 +198,10 @@ def report(result: Result, model_name: str, args: dict[str, Any], out: Path) -> 
     means = result.means()
     rows = [[s] + [format_number(means[s][m], 3 if m != "pesq_wb" else 2) for m in METRICS] for s in SYSTEMS]
     table = markdown_table(["reconstruction", "PESQ-WB", "STOI", "mel"], rows)
-    write_json(out / "decoder_ceiling.json", {"model": model_name, "args": args, "means": means,
-                                               "clips": result.clips, "fit_losses": result.fits,
-                                               "environment": environment_info()})
-    return write_markdown(out / "decoder_ceiling.md", f"Decoder ceiling: {model_name}", [
+    data = {"model": model_name, "args": args, "means": means, "clips": result.clips, "fit_losses": result.fits}
+    return Report("decoder_ceiling", f"Decoder ceiling: {model_name}").write(out, data, [
         f"{len(result.clips)} clips; controls fitted for {args['control_steps']} steps, the decoder for "
-        f"{args['decoder_steps']} (`python -m benchmarks.decoder_ceiling`, see its docstring).", table])
+        f"{args['decoder_steps']} (`python -m benchmarks.decoder_ceiling`, see its docstring).", table])["md"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

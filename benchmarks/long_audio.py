@@ -31,17 +31,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.common import (
-    REPO_ROOT,
-    Panel,
-    Series,
-    environment_info,
-    format_number,
-    markdown_table,
-    save_plot,
-    write_json,
-    write_markdown,
-)
+from benchmarks.common import REPO_ROOT, Panel, Report, Series, format_number, markdown_table
 
 SAMPLE_RATE = 24000
 TARGET_MB = 1500.0
@@ -133,7 +123,7 @@ def measure(args: argparse.Namespace) -> dict:
                 p.unlink()
     return {"model": args.random_config and f"untrained CodecConfig.{args.random_config}()" or args.model,
             "device": args.device, "chunk_seconds": args.chunk_seconds, "target_peak_rss_mb": TARGET_MB,
-            "results": [asdict(m) for m in results], "environment": environment_info()}
+            "results": [asdict(m) for m in results]}  # the report adds the environment
 
 
 def report(data: dict, out: Path) -> None:
@@ -146,8 +136,6 @@ def report(data: dict, out: Path) -> None:
     intro = (f"Model: {data['model']}, device {data['device']}, chunks of {data['chunk_seconds']:g} s. "
              "RTF = processing time / audio duration, including process start-up and model loading. "
              "`startup` is a child that loads torch and the codec and reads one file header.")
-    write_json(out / "long_audio.json", data)
-    write_markdown(out / "long_audio.md", "Long audio: memory and speed", [intro, table])
     panels = []
     for key, label in (("peak_rss_mb", "peak RSS (MB)"), ("rtf", "real-time factor")):
         series = []
@@ -156,7 +144,7 @@ def report(data: dict, out: Path) -> None:
             if pts:
                 series.append(Series(step, [p[0] for p in pts], [p[1] for p in pts]))
         panels.append(Panel(label + " vs duration", "audio (minutes)", label, series))
-    save_plot(out / "long_audio.png", panels, suptitle=data["model"])
+    Report("long_audio", "Long audio: memory and speed").write(out, data, [intro, table], panels, data["model"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,14 +34,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from benchmarks.common import (
-    REPO_ROOT,
-    environment_info,
-    format_number,
-    markdown_table,
-    write_json,
-    write_markdown,
-)
+from benchmarks.common import REPO_ROOT, Report, format_number, markdown_table
 
 SAMPLE_RATE = 24000
 PROMPTS: tuple[tuple[str, int], ...] = (
@@ -244,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.voices.is_dir():
         p.error(f"--voices {args.voices} is not a folder")
+    output = Report("serve_load", "hylac-tts serve under load")  # the environment before the load
     server = Server(args)
     try:
         voices = httpx.get(f"{server.url}/v1/voices", timeout=60).json()["data"]
@@ -261,13 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
     table = report(levels, args, expected, vm_hwm)
-    write_json(args.out / "serve_load.json", {
-        "environment": environment_info(), "settings": {k: str(v) if isinstance(v, Path) else v
+    output.write(args.out, {
+        "environment": output.environment, "settings": {k: str(v) if isinstance(v, Path) else v
                                                         for k, v in vars(args).items()},
         "voice": voice, "prompts": [{"text": t, "seed": s, **asdict(expected[i])} for i, (t, s) in enumerate(PROMPTS)],
         "server_vm_hwm_mb": vm_hwm, "levels": [asdict(lv) for lv in levels],
-    })
-    write_markdown(args.out / "serve_load.md", "hylac-tts serve under load", [table])
+    }, [table])
     print(table)
     return 1 if any(lv.errors for lv in levels) else 0
 

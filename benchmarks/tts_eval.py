@@ -40,17 +40,7 @@ import soundfile as sf
 import torch
 
 import tts
-from benchmarks.common import (
-    REPO_ROOT,
-    Panel,
-    Series,
-    environment_info,
-    format_number,
-    markdown_table,
-    save_plot,
-    write_json,
-    write_markdown,
-)
+from benchmarks.common import REPO_ROOT, Panel, Report, Series, format_number, markdown_table
 from codec import metrics as M
 
 STEPS_SWEEP = (1, 2, 4, 8, 16)
@@ -256,6 +246,7 @@ def quick_setup(folder: Path) -> tuple[tts.Synthesizer, Path]:
 
 # ----------------------------------------------------------------------------- report
 def write_report(out: Path, result: dict[str, Any]) -> None:
+    """Write tts_eval.{json,md,png} (the report adds the environment to the JSON)."""
     gt, default, runs = result["ground_truth"], result["default"], result["sweep"]
     main_rows = [
         ["ground truth", format_number(gt["wer"], 3), format_number(gt["same_speaker_similarity"], 3), "–", "–"],
@@ -286,7 +277,6 @@ def write_report(out: Path, result: dict[str, Any]) -> None:
             ["setting", "sentences", "WER", "speaker sim.", "first audio (ms)", "RTF", "length-limit stops"],
             sweep_rows),
     ]
-    write_markdown(out / "tts_eval.md", "TTS evaluation", sections)
     steps_runs = sorted([r for r in runs if r["cfg"] == DEFAULT_CFG], key=lambda r: r["steps"])
     cfg_runs = sorted([r for r in runs if r["steps"] == DEFAULT_STEPS], key=lambda r: r["cfg"])
 
@@ -294,12 +284,12 @@ def write_report(out: Path, result: dict[str, Any]) -> None:
         return Series(label, [float(r[x]) for r in rows], [float(r[y]) if r[y] is not None else float("nan")
                                                             for r in rows])
 
-    save_plot(out / "tts_eval.png", [
+    Report("tts_eval", "TTS evaluation").write(out, result, sections, [
         Panel("Euler steps (CFG 1.2)", "steps", "WER / RTF", [series(steps_runs, "steps", "wer", "WER"),
                                                              series(steps_runs, "steps", "rtf", "RTF")], xlog=True),
         Panel("CFG alpha (8 steps)", "alpha", "WER / speaker sim.",
               [series(cfg_runs, "cfg", "wer", "WER"), series(cfg_runs, "cfg", "speaker_similarity", "speaker sim.")]),
-    ], suptitle=f"TTS sampler sweep ({result['model']})")
+    ], f"TTS sampler sweep ({result['model']})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,7 +336,6 @@ def main(argv: list[str] | None = None) -> int:
     encode_times = [c["prompt_encode_s"] for c in default.clips]
     result = {
         "benchmark": "tts_eval",
-        "environment": environment_info(),
         "model": model_name,
         "quick": args.quick,
         "split": args.split,
@@ -362,8 +351,6 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": [asdict(s) for s in sweep],
         "wall_seconds": time.perf_counter() - t_start,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "tts_eval.json", result)
     write_report(args.out, result)
     print((args.out / "tts_eval.md").read_text())
     return 0

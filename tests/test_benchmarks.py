@@ -20,8 +20,8 @@ from codec import metrics as M
 # benchmarks/ holds scripts run from a checkout and is not installed with the package:
 # import it from the repository root whichever way pytest was started.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks import baselines as B  # noqa: E402
-from benchmarks import codec_quality, codec_speed, tts_eval  # noqa: E402
+from benchmarks import cli_memory, codec_quality, codec_speed, tts_eval  # noqa: E402
+from benchmarks import systems as B  # noqa: E402
 from benchmarks.common import Panel, Series, markdown_table, save_plot, write_json  # noqa: E402
 
 SR = 16000
@@ -110,7 +110,7 @@ def test_codec2_wrapper_length_bitrate_and_delay(mode: int) -> None:
 
 
 def test_missing_tool_is_a_clear_skip_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(B.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(B.classic.shutil, "which", lambda tool: None)
     system = B.Opus(6)
     reason = system.unavailable_reason()
     assert reason is not None and "opusenc" in reason and "opus-tools" in reason
@@ -141,6 +141,40 @@ def test_hylac_system_round_trip(tiny_model_dir: Path) -> None:
 def test_hylac_system_missing_model_is_unavailable(tmp_path: Path) -> None:
     system = B.Hylac(str(tmp_path / "nope"))
     assert "cannot load codec model" in system.unavailable_reason()
+
+
+class _HalfRate(B.Transform):
+    """A quality row in one small class: 12 kHz band-limiting at 16 bits a sample, no model."""
+
+    def transform(self, wav: np.ndarray) -> tuple[np.ndarray, float]:
+        half = B.base.resample(wav, 24000, 12000)
+        return B.base.resample(half, 12000, 24000), half.size * 16.0
+
+
+class _Decoded(B.Transform):
+    """A row driven by a codec model: its decoder on its own encoder's latents."""
+
+    def transform(self, wav: np.ndarray) -> tuple[np.ndarray, float]:
+        with torch.inference_mode():
+            latents = self.model.encode(torch.from_numpy(wav), 24000)
+            audio = self.model.decode(latents).reshape(-1).numpy()
+        return audio, latents.num_frames * self.model.bitrate / self.model.frame_rate
+
+
+def test_a_new_quality_row_is_one_small_class(tiny_model_dir: Path, tmp_path: Path) -> None:
+    x = speechlike(1.0)
+    out = _HalfRate("half rate").process(x, SR)
+    assert out.audio.shape == x.shape and out.bitrate_kbps == pytest.approx(12000 * 16 / 1000, rel=1e-3)
+    assert _HalfRate("half rate").unavailable_reason() is None
+    row = _Decoded("decoded", model=str(tiny_model_dir))
+    hylac = B.Hylac(str(tiny_model_dir)).process(x, SR)
+    np.testing.assert_allclose(row.process(x, SR).audio, hylac.audio, atol=1e-5)  # the same function as Hylac
+    missing = _Decoded("decoded", model=tmp_path / "nope")
+    assert "decoded: cannot load codec model" in missing.unavailable_reason()
+    clips = [codec_quality.Clip("c", tmp_path / "c.wav", x, SR, "en")]
+    results, skipped = codec_quality.run_benchmark(clips, [_HalfRate("half rate"), missing], ["si_sdr"],
+                                                   log=lambda _: None)
+    assert [r.name for r in results] == ["half rate"] and set(skipped) == {"decoded"}
 
 
 # -------------------------------------------------------------------- output helpers
@@ -253,7 +287,7 @@ def test_speed_ratios_are_per_setting() -> None:
 
 
 def test_peak_rss_of_a_child_process() -> None:
-    rss, wall, rc, _ = codec_speed.run_with_peak_rss(
+    rss, wall, rc, _ = cli_memory.run_with_peak_rss(
         [sys.executable, "-c", "b = bytearray(300 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"]
     )
     assert rc == 0 and wall > 0
@@ -291,11 +325,12 @@ def test_codec_speed_end_to_end(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert (out / "codec_speed.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_every_streaming_subject_takes_the_variant_argument() -> None:
+def test_every_streaming_system_takes_the_variant_argument() -> None:
     import inspect
 
-    streaming = [cls for cls in codec_speed.Subject.__subclasses__() if cls.streams]
-    assert {cls.__name__ for cls in streaming} >= {"HylacSubject", "MimiSubject"}
+    streaming = [cls for cls in (B.Hylac, *B.PEERS.values()) if cls.streams]
+    assert {cls.__name__ for cls in streaming} == {"Hylac", "Mimi"}
+    assert all(issubclass(cls, B.System) for cls in streaming)  # one hierarchy: quality and speed
     for cls in streaming:
         assert "variant" in inspect.signature(cls.stream).parameters, cls.__name__
 
@@ -316,9 +351,9 @@ def test_rtf_keeps_three_significant_digits() -> None:
 
 @pytest.mark.slow
 def test_memory_through_the_cli(tmp_path: Path, tiny_model_dir: Path) -> None:
-    if codec_speed.cli_command() is None:
+    if cli_memory.cli_command() is None:
         pytest.skip("the codec CLI (codec.cli) is not installed")
-    results, reason = codec_speed.measure_memory(str(tiny_model_dir), 5.0, tmp_path)
+    results, reason = cli_memory.measure_memory(str(tiny_model_dir), 5.0, tmp_path)
     assert reason is None
     assert [m.command for m in results] == ["hylac-codec encode", "hylac-codec decode"]
     for m in results:
@@ -330,7 +365,7 @@ def test_memory_through_the_cli(tmp_path: Path, tiny_model_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_mimi_streaming_latency() -> None:
-    subject = codec_speed.MimiSubject()
+    subject = B.Mimi()
     result = codec_speed.measure_streaming(subject, num_frames=3, warmup=1)
     assert result.frames == 3 and result.p50_ms > 0 and "decoder" in result.note
 

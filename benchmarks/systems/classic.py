@@ -1,102 +1,33 @@
-"""Codecs compared in the quality benchmark, behind one `System` interface.
-
-A system turns a mono signal into its decoded version at the same rate and length, and
-says how many bits it spent:
+"""Classic systems: the original signal, Opus and Codec2 through their Debian command-line tools.
 
 - `Original`: the identity, the upper bound of every score.
-- `Opus` (6 / 8 kbps) and `Codec2` (3200 / 1200 bit/s) run the Debian command-line
-  tools (`opusenc`/`opusdec` from opus-tools, `c2enc`/`c2dec` from codec2) in a
-  temporary folder.
-- `Hylac` wraps a codec model (`codec.load(name_or_path)`).
+- `Opus` (6 / 8 kbps) and `Codec2` (3200 / 1200 bit/s) run `opusenc`/`opusdec` (opus-tools)
+  and `c2enc`/`c2dec` (codec2) in a temporary folder.
 
 Bitrates: `bitrate_kbps` is the codec payload (Opus: the audio packets inside the Ogg
 stream, without container pages and headers; Codec2: the frames, without the 7-byte
-file header; hylac: the code bits of the latent frames), which is what a transport
-would carry. `file_kbps` counts the whole encoded file where there is one. Both are
-divided by the duration of the input signal.
+file header), which is what a transport would carry; `file_kbps` counts the whole
+encoded file. Both are divided by the duration of the input signal.
 
 Delays: the quality benchmark aligns Opus to its input by cross-correlation
-(`codec.metrics.align`) before scoring, within `System.max_alignment_delay_s`. Systems
-that do not keep the waveform's phase are placed by their known delay instead, since
-cross-correlation of such an output has no reliable peak: Codec2's fixed decoder delay
-(`CODEC2_DELAY_SAMPLES`, misplaced by up to ±25 ms by cross-correlation) is removed inside
-its wrapper, and a hylac decoder returns its samples on the input's timeline (delay 0;
-a low-bitrate neural decoder reconstructs the spectrum, not the phase, and
-cross-correlation picked lags of up to ±60 ms for `hylac-tiny`, which lowered its STOI).
+(`codec.metrics.align`) within `System.max_alignment_delay_s`. Codec2 does not keep the
+waveform's phase, so cross-correlation has no reliable peak (it misplaced Codec2 by up to
+±25 ms): its fixed decoder delay (`CODEC2_DELAY_SAMPLES`) is removed inside its wrapper.
 """
 
 from __future__ import annotations
 
-import abc
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from codec.metrics import as_mono_array, resample
-
-
-class SystemUnavailable(RuntimeError):
-    """A system cannot run here (a tool or model is missing); the message says why."""
-
-
-@dataclass
-class SystemOutput:
-    """Decoded signal and measured bitrate of one system on one clip.
-
-    `audio`: float32 `[N]` at the input rate, same length as the input.
-    """
-
-    audio: np.ndarray
-    bitrate_kbps: float
-    file_kbps: float | None = None
-
-
-class System(abc.ABC):
-    """A codec under test: `process(wav [N], sr) -> SystemOutput`."""
-
-    name: str
-    nominal_kbps: float | None
-    #: Largest delay the scorer searches by cross-correlation for this system's output.
-    max_alignment_delay_s: float = 0.25
-
-    def unavailable_reason(self) -> str | None:
-        """Why this system cannot run here, or `None` when it can."""
-        return None
-
-    @abc.abstractmethod
-    def _run(self, wav: np.ndarray, sample_rate: int) -> SystemOutput: ...
-
-    def process(self, wav: np.ndarray, sample_rate: int) -> SystemOutput:
-        """Encode and decode a mono signal `[N]` at `sample_rate`.
-
-        Raises `SystemUnavailable` when the system's tools are missing and `ValueError`
-        for empty, non-finite or multi-channel input.
-        """
-        reason = self.unavailable_reason()
-        if reason is not None:
-            raise SystemUnavailable(f"{self.name}: {reason}")
-        if int(sample_rate) <= 0:
-            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        x = as_mono_array(wav, "wav").astype(np.float32)
-        out = self._run(x, int(sample_rate))
-        out.audio = _fit_length(np.asarray(out.audio, dtype=np.float32).reshape(-1), x.size)
-        return out
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
-
-
-def _fit_length(x: np.ndarray, length: int) -> np.ndarray:
-    """Zero-pad or cut `x [M]` to `[length]` (frame-based decoders drop the last partial frame)."""
-    if x.size >= length:
-        return x[:length]
-    return np.concatenate([x, np.zeros(length - x.size, dtype=x.dtype)])
+from benchmarks.systems.base import System, SystemOutput
+from codec.metrics import resample
 
 
 def _missing_tools(tools: Sequence[str], package: str) -> str | None:
@@ -236,65 +167,6 @@ class Codec2(System):
             audio=resample(decoded, CODEC2_RATE, sample_rate),
             bitrate_kbps=(size - CODEC2_HEADER_BYTES) * 8 / duration / 1000.0,
             file_kbps=size * 8 / duration / 1000.0,
-        )
-
-
-class Hylac(System):
-    """A hylac codec model: `model.encode(wav, sr)` then `model.decode(latents)`.
-
-    `model` is a loaded codec, or a name/folder for `codec.load`, loaded on first use.
-    The bitrate counts the code bits of the frames actually produced
-    (`frames * model.bitrate / model.frame_rate`); the decoded 24 kHz signal is
-    resampled back to the input rate.
-    """
-
-    # Decoded samples are on the input's timeline by construction (see the module docstring).
-    max_alignment_delay_s = 0.0
-
-    def __init__(self, model: object | str | Path, name: str | None = None, int8: bool = False) -> None:
-        self._model = model if not isinstance(model, str | Path) else None
-        self._source = model if isinstance(model, str | Path) else None
-        self._int8 = int8  # run it with int8 weights (`use_int8()`)
-        self.name = name or (Path(str(model)).name if self._source is not None else "hylac")
-        self.nominal_kbps = None
-        self._load_error: str | None = None
-
-    @property
-    def model(self):  # noqa: ANN201 - a codec.HybridCodec, typed loosely to keep imports lazy
-        if self._model is None and self._load_error is None:
-            try:
-                import codec
-
-                self._model = codec.load(str(self._source))
-                if self._int8:
-                    self._model.use_int8()
-            except Exception as exc:  # noqa: BLE001 - any load failure makes it unavailable
-                self._load_error = f"cannot load codec model {str(self._source)!r}: {exc}"
-        if self._model is None:
-            raise SystemUnavailable(f"{self.name}: {self._load_error}")
-        self.nominal_kbps = float(self._model.bitrate) / 1000.0
-        return self._model
-
-    def unavailable_reason(self) -> str | None:
-        try:
-            _ = self.model
-        except SystemUnavailable as exc:
-            return str(exc)
-        return None
-
-    def _run(self, wav: np.ndarray, sample_rate: int) -> SystemOutput:
-        import torch
-
-        model = self.model
-        with torch.inference_mode():
-            latents = model.encode(torch.from_numpy(wav), sample_rate)
-            decoded = model.decode(latents)
-        frames = int(latents.semantic.shape[-1])
-        bits = frames * float(model.bitrate) / float(model.frame_rate)
-        audio = decoded.reshape(-1).to(torch.float64).numpy()
-        return SystemOutput(
-            audio=resample(audio, int(model.sample_rate), sample_rate),
-            bitrate_kbps=bits / (wav.size / sample_rate) / 1000.0,
         )
 
 
