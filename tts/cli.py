@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from codec import LANGUAGES, ExitCode, OutputExistsError, OutputWriteError, quiet_on_closed_pipe
+from codec import LANGUAGES, ExitCode, OutputWriteError, quiet_on_closed_pipe
 
 from .config import DEFAULT_SEED, LIMITS, SCHEDULES, SOLVERS, SamplingConfig
 
@@ -205,11 +205,9 @@ def _train(args: argparse.Namespace) -> int:
 
     from .train import train
 
-    if not os.path.isfile(args.config):
-        raise UsageError(f"config file {args.config!r} does not exist")
     try:
         result = train(args.config, args.set, resume=args.resume)
-    except ConfigError as err:  # an unknown key or a bad value: the arguments' fault, as in hylac-codec
+    except ConfigError as err:  # a missing file, an unknown key or a bad value: as in hylac-codec
         raise UsageError(str(err)) from None
     print(f"trained steps {result.start_step}..{result.step}; checkpoint {result.checkpoint}")
     return ExitCode.OK
@@ -230,10 +228,7 @@ def _export(args: argparse.Namespace) -> int:
 
     if not os.path.isdir(args.checkpoint):
         raise UsageError(f"checkpoint folder {args.checkpoint!r} does not exist")
-    try:
-        print(export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite))
-    except FileExistsError:
-        raise OutputWriteError(args.out, "it already holds a model; pass --overwrite to replace it") from None
+    print(export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite))
     return ExitCode.OK
 
 
@@ -336,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except UsageError as err:
         return _fail(args, err, ExitCode.USAGE)
-    except (OutputExistsError, OutputWriteError) as err:
+    except (OutputWriteError, FileExistsError) as err:  # FileExistsError: an output there, no --overwrite
         return _fail(args, err, ExitCode.OUTPUT)
     except ModelLoadError as err:
         return _fail(args, err, ExitCode.MODEL)

@@ -13,6 +13,13 @@ SOLVERS = ("euler", "midpoint")
 SCHEDULES = ("linear", "cosine")
 
 
+def require(*checks: tuple[bool, str]) -> None:
+    """Config validation as a table: ``ValueError`` with the message of the first failed check."""
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
 @dataclass
 class TTSConfig(JsonConfig):
     """Architecture of a :class:`~tts.model.TTSModel` and the codec whose latents it models.
@@ -66,24 +73,22 @@ class TTSConfig(JsonConfig):
     max_prompt_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
-        if self.text_frontend not in TEXT_FRONTENDS:
-            raise ValueError(f"text_frontend must be one of {TEXT_FRONTENDS}, got {self.text_frontend!r}")
-        if self.head_dim is None and self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
-        if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}")
-        if self.flow_dim % self.flow_heads:
-            raise ValueError(f"flow_dim={self.flow_dim} is not divisible by flow_heads={self.flow_heads}")
-        if not 0.0 <= self.cond_dropout < 1.0:
-            raise ValueError(f"cond_dropout must be in [0, 1), got {self.cond_dropout}")
-        if self.flow_samples_per_frame < 1:
-            raise ValueError("flow_samples_per_frame must be >= 1")
-        if not 0 < self.min_prompt_seconds <= self.recommended_min_prompt_seconds <= self.max_prompt_seconds:
-            raise ValueError("need 0 < min_prompt_seconds <= recommended_min_prompt_seconds <= max_prompt_seconds")
-        if self.max_positions < 16:
-            raise ValueError("max_positions must be >= 16")
+        require(
+            (self.backbone in BACKBONES, f"backbone must be one of {BACKBONES}, got {self.backbone!r}"),
+            (self.text_frontend in TEXT_FRONTENDS,
+             f"text_frontend must be one of {TEXT_FRONTENDS}, got {self.text_frontend!r}"),
+            (self.head_dim is not None or self.hidden_size % self.num_heads == 0,
+             f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}"),
+            (self.num_heads % self.num_kv_heads == 0,
+             f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}"),
+            (self.flow_dim % self.flow_heads == 0,
+             f"flow_dim={self.flow_dim} is not divisible by flow_heads={self.flow_heads}"),
+            (0.0 <= self.cond_dropout < 1.0, f"cond_dropout must be in [0, 1), got {self.cond_dropout}"),
+            (self.flow_samples_per_frame >= 1, "flow_samples_per_frame must be >= 1"),
+            (0 < self.min_prompt_seconds <= self.recommended_min_prompt_seconds <= self.max_prompt_seconds,
+             "need 0 < min_prompt_seconds <= recommended_min_prompt_seconds <= max_prompt_seconds"),
+            (self.max_positions >= 16, "max_positions must be >= 16"),
+        )
 
     @property
     def eoa_index(self) -> int:
@@ -127,22 +132,16 @@ class SamplingConfig:
     min_frames: int = 1
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.cfg < 0:
-            raise ValueError(f"cfg must be >= 0, got {self.cfg}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.max_seconds <= 0:
-            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
-        if self.min_frames < 0:
-            raise ValueError(f"min_frames must be >= 0, got {self.min_frames}")
+        require(
+            (self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
+            (self.cfg >= 0, f"cfg must be >= 0, got {self.cfg}"),
+            (self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}"),
+            (self.top_k >= 0, f"top_k must be >= 0, got {self.top_k}"),
+            (self.solver in SOLVERS, f"solver must be one of {SOLVERS}, got {self.solver!r}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
+            (self.max_seconds > 0, f"max_seconds must be > 0, got {self.max_seconds}"),
+            (self.min_frames >= 0, f"min_frames must be >= 0, got {self.min_frames}"),
+        )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ same speaker as its voice prompt; the prompt choice and crop come from the item 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 from torch import Tensor
 
 from codec import FRAME_RATE, CodecStamp, Latents, load_latents, same_latent_space
+from codec import read_manifest as codec_manifest
 
 from .model import TTSBatch
 from .text import TextFrontend
@@ -70,22 +70,19 @@ class TTSItem:
 
 
 def read_manifest(path: str | Path) -> list[dict]:
-    """Entries of a JSONL manifest; a bad line is a ``ValueError`` naming it."""
+    """Entries of a latent manifest (read by :func:`codec.read_manifest`); a bad line is a
+    ``ValueError`` naming it (``"<path>:<line>: ..."``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"latent manifest {str(path)!r} does not exist "
                                 "(make it with `hylac-codec encode-manifest`)")
     entries = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not valid JSON ({e})") from None
+    for record in codec_manifest(path, required=()):
+        entry = record.fields
+        # Speakers may be numbers, so presence is checked here rather than as required strings.
         missing = [k for k in ("latents", "lang", "speaker", "split") if k not in entry]
         if missing or not ("text" in entry or "phonemes" in entry):
-            raise ValueError(f"{path}:{n}: missing field(s) {missing or ['text/phonemes']}")
+            raise ValueError(f"{path}:{record.line}: missing field(s) {missing or ['text/phonemes']}")
         entries.append(entry)
     return entries
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import soundfile as sf
+from codec import read_audio, read_manifest, write_audio
 
 from .config import SamplingConfig
 from .synthesizer import Synthesizer
@@ -29,15 +28,13 @@ def held_out_voices(manifest: str | Path, split: str = "test") -> dict[str, Path
     if not manifest.is_file():
         raise FileNotFoundError(f"corpus manifest {str(manifest)!r} does not exist")
     best: dict[str, tuple[float, Path]] = {}
-    for line in manifest.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        e = json.loads(line)
+    for record in read_manifest(manifest, required=("path", "lang")):
+        e = record.fields
         if e.get("split") != split:
             continue
         dur = float(e.get("duration", 0.0))
         if e["lang"] not in best or dur > best[e["lang"]][0]:
-            best[e["lang"]] = (dur, manifest.parent / e["path"])
+            best[e["lang"]] = (dur, record.path())
     if not best:
         raise ValueError(f"{manifest}: no recordings in split {split!r}")
     return {lang: path for lang, (_, path) in best.items()}
@@ -55,10 +52,9 @@ def speak_demo(synth: Synthesizer, manifest: str | Path, out: str | Path, split:
         if lang not in voices:
             continue
         audio = synth.generate(sentence, lang, voices[lang], sampling=sampling, seed=seed)
-        path = out / f"{prefix}_{lang}.wav"
-        sf.write(str(path), audio.numpy(), synth.sample_rate)
-        data, sr = sf.read(str(voices[lang]), dtype="float32")
-        sf.write(str(out / f"{prefix}_{lang}_prompt.wav"), data, sr)
+        path = write_audio(out / f"{prefix}_{lang}.wav", audio.numpy(), synth.sample_rate, overwrite=True)
+        prompt, info = read_audio(voices[lang], target_rate=None)
+        write_audio(out / f"{prefix}_{lang}_prompt.wav", prompt, info.sample_rate, overwrite=True)
         written.append(path)
     return written
 

@@ -243,11 +243,9 @@ def _run_train(args: argparse.Namespace) -> int:
     from codec.training.recipe import ConfigError
     from codec.training.task import train
 
-    if not os.path.isfile(args.config):
-        raise UsageError(f"config file {args.config!r} does not exist")
     try:
         result = train(args.config, args.set, resume=args.resume)
-    except ConfigError as err:
+    except ConfigError as err:  # a missing file, an unknown key or a bad value
         raise UsageError(str(err)) from None
     log.info("trained to step %d; last checkpoint %s", result.step, result.checkpoint)
     return ExitCode.OK
@@ -268,10 +266,7 @@ def _run_export(args: argparse.Namespace) -> int:
         model = load(args.checkpoint)
     except Exception as err:
         raise _ModelLoadError(f"cannot load checkpoint {args.checkpoint!r}: {err}") from err
-    try:
-        folder = model.save(args.output, dtype=getattr(torch, args.dtype), overwrite=args.overwrite)
-    except FileExistsError:
-        raise OutputWriteError(args.output, "it already holds a model; pass --overwrite to replace it") from None
+    folder = model.save(args.output, dtype=getattr(torch, args.dtype), overwrite=args.overwrite)
     log.info("wrote %s", folder)
     return ExitCode.OK
 
@@ -335,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         log.error("error: %s", err, exc_info=args.debug)
         return ExitCode.USAGE
-    except OutputWriteError as err:
+    except (OutputWriteError, FileExistsError) as err:  # FileExistsError: an output there, no --overwrite
         log.error("error: %s", err, exc_info=args.debug)
         return ExitCode.OUTPUT
     except _ModelLoadError as err:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,6 +35,7 @@ from tqdm import tqdm
 from codec.training import checkpoint as ckpt
 from codec.training.distributed import setup_distributed, to_device
 from codec.training.recipe import load_config, save_config
+from codec.training.run_log import RunLog, batch_weighted_means, format_metrics, window_means
 from codec.training.sampler import StepBatchSampler, mix_seed, validation_keys
 from codec.training.step import (
     NonFiniteLoss,
@@ -60,29 +60,6 @@ class TrainResult:
     checkpoint: Path | None  # last checkpoint written or loaded
     train_metrics: dict[str, float] = field(default_factory=dict)  # last logged averages
     valid_metrics: dict[str, float] = field(default_factory=dict)  # last validation
-
-
-class _RunLog:
-    """Log lines to the console (above the progress bar) and to ``train.log``."""
-
-    def __init__(self, path: Path | None) -> None:
-        self._file = open(path, "a", encoding="utf-8") if path is not None else None
-
-    def __call__(self, line: str) -> None:
-        if self._file is None:
-            return
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        tqdm.write(line, file=sys.stderr)
-        self._file.write(f"{stamp} {line}\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
-def _format(metrics: Mapping[str, float]) -> str:
-    return " | ".join(f"{k} {v:.4g}" for k, v in metrics.items())
 
 
 class Trainer:
@@ -301,19 +278,9 @@ class Trainer:
         finally:
             self._train_mode()
             ckpt.restore_rng_state(saved)
-        gathered = self.dist.gather((count, metrics))
-        total = sum(c for c, _ in gathered)
-        merged: dict[str, float] = {}
-        for key in sorted({k for _, m in gathered for k in m}):
-            parts = [(c, m[key]) for c, m in gathered if key in m]
-            weight = sum(c for c, _ in parts)
-            merged[key] = (
-                sum(c * v for c, v in parts) / weight
-                if weight
-                else sum(v for _, v in parts) / len(parts)
-            )
+        total, merged = batch_weighted_means(self.dist.gather((count, metrics)))
         if self.dist.is_main:
-            self.log(f"step {step}: valid ({total} batches) | {_format(merged)}")
+            self.log(f"step {step}: valid ({total} batches) | {format_metrics(merged)}")
             if self.writer is not None:
                 for key, value in merged.items():
                     self.writer.add_scalar(f"valid/{key}", value, step)
@@ -328,7 +295,7 @@ class Trainer:
         cfg = self.config
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.log = _RunLog(self.out_dir / "train.log")
+            self.log = RunLog(self.out_dir / "train.log")
             ckpt.remove_stale_temporaries(self.checkpoint_root)
             save_config(self.run_config, self.out_dir / "config.yaml")
         self.dist.barrier()
@@ -427,7 +394,7 @@ class Trainer:
         in ``out_dir/checkpoints`` (starting fresh if there is none)."""
         cfg = self.config
         self.dist = setup_distributed(cfg.device)
-        self.writer, self.log, bar = None, _RunLog(None), None
+        self.writer, self.log, bar = None, RunLog(None), None
         try:
             start, loaded = self._start(resume)
             runner = StepRunner(
@@ -486,21 +453,14 @@ class Trainer:
         self, step: int, window: dict[str, list[float]], items_per_step: int, seconds: float
     ) -> dict[str, float]:
         """Average the window's scalars over steps and ranks; log them on rank 0."""
-        sums = {k: (sum(v), len(v)) for k, v in window.items()}
-        merged: dict[str, list[float]] = {}
-        for rank_sums in self.dist.gather(sums):
-            for key, (total, n) in rank_sums.items():
-                acc = merged.setdefault(key, [0.0, 0])
-                acc[0] += total
-                acc[1] += n
-        metrics = {k: total / n for k, (total, n) in sorted(merged.items()) if n}
+        metrics = window_means(self.dist, window)
         if self.dist.is_main:
             steps = max(1, max((len(v) for v in window.values()), default=1))
             lrs = {f"lr/{n}": o.param_groups[0]["lr"] for n, o in self.optimizers.items()}
             speed = items_per_step * steps / max(seconds, 1e-9)
             self.log(
-                f"step {step}/{self.config.max_steps} | {_format(metrics)} | "
-                f"{_format(lrs)} | {speed:.1f} items/s"
+                f"step {step}/{self.config.max_steps} | {format_metrics(metrics)} | "
+                f"{format_metrics(lrs)} | {speed:.1f} items/s"
             )
             if self.writer is not None:
                 for key, value in {**metrics, **lrs}.items():
