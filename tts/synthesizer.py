@@ -205,7 +205,9 @@ def available_models() -> list[str]:
     return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file())
 
 
-def _resolve(name_or_path: str | Path) -> Path:
+def model_folder(name_or_path: str | Path) -> Path:
+    """The folder of a TTS model: ``name_or_path`` itself when it is a folder, else the shipped model of that
+    name (``FileNotFoundError`` listing the shipped ones)."""
     path = Path(name_or_path)
     if path.is_dir():
         return path
@@ -223,7 +225,7 @@ def load(name_or_path: str | Path = "hylac-tts-tiny", device: str | torch.device
     The codec named in its config is loaded too (a relative folder is looked up next to
     the TTS folder first), unless ``codec`` is given.
     """
-    folder = _resolve(name_or_path)
+    folder = model_folder(name_or_path)
     model = TTSModel.from_folder(folder, device)
     if codec is None:
         ref = model.config.codec
