@@ -1,4 +1,4 @@
-"""Command line: ``hylac-tts generate | serve | train | export | demo`` (also ``python -m tts``).
+"""Command line: ``hylac-tts generate | serve | train | finetune | export | demo`` (also ``python -m tts``).
 
 Exit codes are the table both hylac CLIs share (:class:`codec.ExitCode`); ``--help``
 lists them. Outputs are written to a temporary file beside the target and renamed when
@@ -213,6 +213,66 @@ def _train(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    from .finetune import FinetuneConfig, FinetuneModelError, data_kind, finetune
+
+    try:
+        config = FinetuneConfig(
+            data=args.data, out=args.out, model=args.model, lang=args.lang, steps=args.steps,
+            batch_size=args.batch_size, lr=args.lr, valid_fraction=args.valid_fraction, seed=args.seed,
+            threads=args.threads, device=args.device, resume=args.resume, overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+        data_kind(config.data)
+    except ValueError as err:
+        raise UsageError(f"--{err}") from None  # the message starts with the argument's name
+    try:
+        out = finetune(config)
+    except FinetuneModelError as err:
+        raise ModelLoadError(str(err)) from err
+    if not args.quiet:
+        print(f"{out}: fine-tuned model (card: {out / 'README.md'}); speak with it: hylac-tts generate --model {out} "
+              f"--lang {args.lang} --voice REF.wav --text \"...\" -o out.wav")
+    return ExitCode.OK
+
+
+def _add_finetune(sub: argparse._SubParsersAction) -> None:
+    from .finetune import FinetuneConfig
+
+    d = FinetuneConfig(data=".", out=".")
+    f = sub.add_parser(
+        "finetune", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="fine-tune a model on your own recordings (audio + transcripts), on a CPU",
+        description="Encode your recordings with the model's codec and train the model on them; the result "
+                    "is a model folder for --model. Resumable: rerun with --resume (and a larger --steps).")
+    f.add_argument("--data", required=True, metavar="FOLDER_OR_MANIFEST",
+                   help="folder of audio files each with a same-named .txt transcript (subfolders are speakers), "
+                        "or a .jsonl manifest with path, text and optional lang, speaker")
+    f.add_argument("--out", required=True, metavar="DIR", help="folder of the fine-tuned model (the run in DIR/work)")
+    f.add_argument("--model", default=d.model, help=f"model to start from: shipped name or folder (default {d.model})")
+    f.add_argument("--lang", choices=LANGUAGES, default=d.lang, metavar="LANG",
+                   help=f"language of clips that name none: {' '.join(LANGUAGES)} (default {d.lang})")
+    lim = LIMITS
+    f.add_argument("--steps", type=_bounded("train_steps", int), default=d.steps,
+                   help=f"total training steps (default {d.steps}; {lim.train_steps[0]}-{lim.train_steps[1]})")
+    f.add_argument("--batch-size", type=_bounded("batch_size", int), default=d.batch_size,
+                   help=f"clips per step (default {d.batch_size})")
+    f.add_argument("--lr", type=_bounded("lr", float), default=d.lr,
+                   help=f"peak learning rate after the warm-up (default {d.lr:g})")
+    f.add_argument("--valid-fraction", type=_bounded("valid_fraction", float), default=d.valid_fraction,
+                   help=f"share of clips held out for the validation loss, at least 2 of one speaker; 0 = none "
+                        f"(default {d.valid_fraction:g})")
+    f.add_argument("--seed", type=_bounded("seed", int), default=DEFAULT_SEED, help="random seed (default 0)")
+    f.add_argument("--threads", type=_bounded("threads", int), default=0, help="CPU threads (0 = torch's default)")
+    f.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device,
+                   help="where to train (default auto: CUDA when present)")
+    again = f.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in DIR (encoded clips are kept)")
+    again.add_argument("--overwrite", action="store_true", help="start over, replacing an earlier run in DIR")
+    _add_common(f)
+    f.set_defaults(func=_finetune)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import speak_demo
 
@@ -284,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint of trainer.out_dir")
     _add_common(t)
     t.set_defaults(func=_train)
+    _add_finetune(sub)
 
     m = sub.add_parser("demo", help="speak one sentence per language with held-out corpus voices", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)

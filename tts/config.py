@@ -160,6 +160,11 @@ class Limits:
     max_seconds: tuple[float, float] = (0.08, 120.0)
     seed: tuple[int, int] = (0, 2**32 - 1)
     threads: tuple[int, int] = (0, 256)
+    # hylac-tts finetune
+    train_steps: tuple[int, int] = (1, 1_000_000)
+    batch_size: tuple[int, int] = (1, 1024)
+    lr: tuple[float, float] = (1e-7, 0.1)
+    valid_fraction: tuple[float, float] = (0.0, 0.5)
 
     def problem(self, name: str, value: float) -> str | None:
         """``"must be between LOW and HIGH, got VALUE"`` when ``value`` is outside the range of ``name``."""
