@@ -175,6 +175,26 @@ def test_a_few_training_steps_lower_the_loss():
     assert out.semantic_accuracy > 0.5
 
 
+def test_alignment_loss_is_ctc_of_the_frame_states_against_the_text():
+    """With ``align_loss_weight`` the states that predict the frames learn where in the
+    text the speech is (CTC to the text's symbols, the language tag left out)."""
+    assert _model().align_head is None and _model()(_batch()).align_loss is None
+    model = _model(align_loss_weight=1.0, align_upsample=2)
+    batch = _batch(l_=(7, 3, 5), n=(8, 5, 9))
+    out = model(batch, generator=torch.Generator().manual_seed(1))
+    plain = _model()(batch, generator=torch.Generator().manual_seed(1))
+    assert out.align_loss is not None and float(out.align_loss) > 0
+    assert float(out.loss) == pytest.approx(float(plain.loss) + float(out.align_loss), rel=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = float(out.align_loss)
+    for _ in range(30):
+        out = model(batch)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    assert float(out.align_loss) < 0.5 * first
+
+
 # ----------------------------------------------------------------------------- generation
 @pytest.mark.parametrize("temperature", [0.0, 0.9])
 def test_kv_cache_generation_equals_full_recomputation(temperature):

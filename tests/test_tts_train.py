@@ -91,6 +91,19 @@ def test_long_targets_are_left_out_and_empty_splits_are_errors(corpus):
         _dataset(corpus, max_target_seconds=0.1)
 
 
+def test_excluded_speakers_and_other_languages_are_left_out(corpus, tmp_path):
+    ds = _dataset(corpus, exclude_speakers=["spk-a"])
+    assert ds.entries and all(e["speaker"] != "spk-a" for e in ds.entries)
+    # A corpus language the text front-end has no tag for (e.g. recorded Russian) is skipped.
+    lines = corpus["manifest"].read_text().splitlines()
+    ru = [json.dumps({**json.loads(x), "lang": "ru"}) for x in lines if '"spk-b"' in x]
+    manifest = corpus["manifest"].parent / "with_ru.jsonl"
+    manifest.write_text("\n".join(lines + ru) + "\n")
+    both = LatentPairDataset(manifest, "train", TextFrontend("phonemes"), _data_config(corpus), 512,
+                             CodecStamp.of(corpus["codec"]))
+    assert len(both) == len(_dataset(corpus)) and all(e["lang"] != "ru" for e in both.entries)
+
+
 def test_latents_of_another_codec_are_refused(corpus):
     other = CodecStamp("hylac-other", "0" * 64, "1" * 64, 24000, 12.5, 8192, 21)
     ds = LatentPairDataset(corpus["manifest"], "train", TextFrontend("bytes"), _data_config(corpus), 512, other)

@@ -67,6 +67,12 @@ class TTSConfig(JsonConfig):
     flow_samples_per_frame: int = 2
     flow_loss_weight: float = 1.0
     semantic_loss_weight: float = 1.0
+    # Auxiliary alignment loss: CTC from the hidden states that predict the target frames
+    # to the text's symbols (``align_upsample`` CTC steps per frame). It asks every state to
+    # know where in the text the speech is, which a decoder-only model otherwise has to
+    # discover from the frame losses alone; 0 leaves the head out.
+    align_loss_weight: float = 0.0
+    align_upsample: int = 2
     # Voice prompt bounds (seconds).
     min_prompt_seconds: float = 1.0
     recommended_min_prompt_seconds: float = 3.0
@@ -85,6 +91,8 @@ class TTSConfig(JsonConfig):
              f"flow_dim={self.flow_dim} is not divisible by flow_heads={self.flow_heads}"),
             (0.0 <= self.cond_dropout < 1.0, f"cond_dropout must be in [0, 1), got {self.cond_dropout}"),
             (self.flow_samples_per_frame >= 1, "flow_samples_per_frame must be >= 1"),
+            (self.align_loss_weight >= 0 and self.align_upsample >= 1,
+             "align_loss_weight must be >= 0 and align_upsample >= 1"),
             (0 < self.min_prompt_seconds <= self.recommended_min_prompt_seconds <= self.max_prompt_seconds,
              "need 0 < min_prompt_seconds <= recommended_min_prompt_seconds <= max_prompt_seconds"),
             (self.max_positions >= 16, "max_positions must be >= 16"),

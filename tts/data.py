@@ -10,7 +10,7 @@ same speaker as its voice prompt; the prompt choice and crop come from the item 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -36,6 +36,8 @@ class DataConfig:
             (or the whole prompt utterance when shorter).
         max_target_seconds: longer targets are left out (they cannot be cropped without
             cutting their text).
+        exclude_speakers: speakers left out of training (e.g. a real voice kept for measuring
+            fine-tuning on an unseen speaker).
     """
 
     manifest: str = "data/latents/manifest.jsonl"
@@ -44,6 +46,7 @@ class DataConfig:
     min_prompt_seconds: float = 3.0
     max_prompt_seconds: float = 8.0
     max_target_seconds: float = 8.0
+    exclude_speakers: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not 0 < self.min_prompt_seconds <= self.max_prompt_seconds:
@@ -108,6 +111,16 @@ class LatentPairDataset:
         entries = [e for e in read_manifest(manifest) if e["split"] == split]
         if not entries:
             raise ValueError(f"{manifest}: no utterances in split {split!r}")
+        # Languages the text front-end has no tag for (a corpus may record others) and
+        # excluded speakers are left out.
+        excluded = set(config.exclude_speakers)
+        kept = [e for e in entries if e["lang"] in frontend.languages and str(e["speaker"]) not in excluded]
+        if len(kept) < len(entries):
+            log.info("split %s: left out %d utterances of other languages or excluded speakers",
+                     split, len(entries) - len(kept))
+        entries = kept
+        if not entries:
+            raise ValueError(f"{manifest}: no utterances in split {split!r} in the model's languages")
         max_prompt = round(config.max_prompt_seconds * FRAME_RATE)
         max_target = round(config.max_target_seconds * FRAME_RATE)
         by_speaker: dict[str, list[int]] = {}

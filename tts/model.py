@@ -68,6 +68,7 @@ class TTSLoss:
     flow_loss: Tensor  # conditional flow-matching MSE on the acoustic vectors
     semantic_accuracy: Tensor  # share of target positions whose argmax is right
     num_frames: int  # target frames in the batch (without the EOA positions)
+    align_loss: Tensor | None = None  # CTC of the frame states against the text (when weighted)
 
 
 def _backbone(config: TTSConfig) -> nn.Module:
@@ -124,6 +125,9 @@ class TTSModel(nn.Module):
         self.semantic_head = nn.Linear(h, config.semantic_codebook_size + 1)
         self.flow_head = FlowHead(h, config.acoustic_dim, config.flow_dim, config.flow_layers,
                                   config.flow_heads, config.flow_mlp_ratio)
+        # Text symbols + the CTC blank (the last class), per upsampled step.
+        self.align_head = (nn.Linear(h, config.align_upsample * (self.frontend.vocab_size + 1))
+                           if config.align_loss_weight > 0 else None)
         # transformers renamed the cache argument (past_key_values -> cache); accept both.
         params = inspect.signature(self.backbone.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -245,7 +249,21 @@ class TTSModel(nn.Module):
             samples_per_frame=cfg.flow_samples_per_frame, generator=generator,
         )
         total = cfg.semantic_loss_weight * sem_loss + cfg.flow_loss_weight * flow.loss
-        return TTSLoss(total, sem_loss.detach(), flow.loss.detach(), accuracy.detach(), flow.num_frames)
+        align = None
+        if self.align_head is not None:
+            align = self._align_loss(h[:, :n_max], n, batch.text, batch.text_lengths)
+            total = total + cfg.align_loss_weight * align
+            align = align.detach()
+        return TTSLoss(total, sem_loss.detach(), flow.loss.detach(), accuracy.detach(), flow.num_frames, align)
+
+    def _align_loss(self, h: Tensor, frames: Tensor, text: Tensor, text_lengths: Tensor) -> Tensor:
+        """CTC of the states predicting each target frame ``h [B, N, H]`` against the text's
+        symbols (the language tag left out)."""
+        b, n_max, _ = h.shape
+        up, classes = self.config.align_upsample, self.frontend.vocab_size + 1
+        log_probs = self.align_head(h).float().view(b, n_max * up, classes).log_softmax(-1)
+        return F.ctc_loss(log_probs.transpose(0, 1), text[:, 1:], frames * up, text_lengths - 1,
+                          blank=classes - 1, reduction="mean", zero_infinity=True)
 
     # ----------------------------------------------------------------- sampling
     def sample_semantic(self, h: Tensor, temperature: float, top_k: int, allow_eoa: bool,

@@ -21,9 +21,17 @@ from codec.training import StepRunner, TrainingTask, TrainResult, run_training
 from .config import SamplingConfig, TTSConfig
 from .data import DataConfig, LatentPairDataset, TTSItem, collate
 from .generate import generate_latents
-from .model import TTSBatch, TTSModel
+from .model import TTSBatch, TTSLoss, TTSModel
 
 SCHEMA: dict[str, type] = {"model": TTSConfig, "data": DataConfig}
+
+
+def _scalars(out: TTSLoss) -> dict[str, float]:
+    scalars = {"loss": float(out.loss.detach()), "semantic": float(out.semantic_loss), "flow": float(out.flow_loss),
+               "semantic_acc": float(out.semantic_accuracy)}
+    if out.align_loss is not None:
+        scalars["align"] = float(out.align_loss)
+    return scalars
 
 
 class TTSTask(TrainingTask):
@@ -70,17 +78,14 @@ class TTSTask(TrainingTask):
     def train_step(self, batch: TTSBatch, step: int, opt: StepRunner) -> dict[str, float]:
         out = opt.module("tts")(batch)
         opt.step("tts", out.loss)
-        return {"loss": float(out.loss.detach()), "semantic": float(out.semantic_loss),
-                "flow": float(out.flow_loss), "semantic_acc": float(out.semantic_accuracy)}
+        return _scalars(out)
 
     def validate(self, batches: Iterable[TTSBatch], step: int) -> dict[str, float]:
         totals: dict[str, float] = {}
         count = 0
         for batch in batches:
-            out = self.model(batch)
-            for key, value in (("loss", out.loss), ("semantic", out.semantic_loss), ("flow", out.flow_loss),
-                               ("semantic_acc", out.semantic_accuracy)):
-                totals[key] = totals.get(key, 0.0) + float(value)
+            for key, value in _scalars(self.model(batch)).items():
+                totals[key] = totals.get(key, 0.0) + value
             count += 1
         return {k: v / max(count, 1) for k, v in totals.items()}
 
