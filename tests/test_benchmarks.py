@@ -377,18 +377,81 @@ def test_tts_eval_quick_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "results"
     assert tts_eval.main(["--quick", "--out", str(out), "--threads", "1"]) == 0
     result = json.loads((out / "tts_eval.json").read_text())
+    # Everyday sentences with the real prompt: hylac-tts, then Piper and espeak-ng in the same run.
+    hylac, piper, espeak = result["everyday"]
+    assert piper["name"].startswith("Piper") and espeak["name"] == "espeak-ng"
+    for row in (hylac, piper, espeak):
+        if row["note"].startswith("not run"):  # Piper without piper-tts: the row says why
+            assert row is piper and row["wer"] is None
+            continue
+        assert row["sentences"] == 2 and 0.0 <= row["wer"] <= 2.0 and -1.0 <= row["similarity"] <= 1.0
+        assert row["per"] is not None and row["mean_seconds"] > 0
+    assert hylac["ttfa_ms"] > 0 and hylac["rtf"] > 0 and hylac["length_limit_hits"] <= 2
+    refs = result["references"]
+    assert refs["same_pairs"] == 10 and refs["real_clips"] == 5  # the five LibriVox clips
+    assert refs["different_speakers"] is not None or "skipped" in refs["note"]
+    # Corpus ground truth and the codec ceiling.
     gt = result["ground_truth"]
-    assert gt["sentences"] == result["sentences"] == 2
+    assert gt["sentences"] == 2 and result["corpus_tts"]["sentences"] == 2
     for key in ("wer", "codec_round_trip_wer"):
         assert 0.0 <= gt[key] <= 2.0
     assert -1.0 <= gt["codec_round_trip_speaker_similarity"] <= 1.0
-    assert {(r["steps"], r["cfg"]) for r in result["sweep"]} == {
+    # Every language: corpus sentences where the quick corpus has them, fixed ones elsewhere;
+    # the quick codec has a phoneme head, so every PER is measured.
+    langs = {r["lang"]: r for r in result["languages"]}
+    assert list(langs) == list(codec.LANGUAGES) and result["phoneme_note"] is None
+    assert {k for k, r in langs.items() if r["source"] == "corpus test"} == {"en", "fr", "de"}
+    for r in langs.values():
+        assert r["mean_seconds"] > 0 and r["expected_seconds"] > 0 and r["per"] is not None
+        assert (r["ground_truth_per"] is not None) == (r["source"] == "corpus test")
+    # Training curve: a training checkpoint (exported on the fly) and an exported model folder.
+    assert [p["step"] for p in result["curve"]] == [1, 2]
+    assert all(p["wer"] is not None and p["similarity"] is not None for p in result["curve"])
+    assert {(p["steps"], p["cfg"]) for p in result["sweep"]} == {
         (1, 1.2), (2, 1.2), (4, 1.2), (8, 1.2), (16, 1.2), (8, 1.0), (8, 2.0)}
-    default = result["default"]
-    assert default["sentences"] == 2 and default["rtf"] > 0 and default["ttfa_ms"] > 0
+    checks = {t["name"]: t for t in result["target_checks"]}
+    assert checks["Phoneme error rates reported"]["met"] is True
+    assert checks["Time to first audio, 1 CPU threads"]["goal"] == "≤ 150 ms"
     md = (out / "tts_eval.md").read_text()
-    assert "ground truth through the codec" in md and "## Sampler sweep" in md
+    for heading in ("## Targets", "## Everyday English", "## Ground truth and the codec ceiling", "## Languages",
+                    "## Sampler sweep", "## Training curve"):
+        assert heading in md
+    assert "espeak-ng" in md and "Piper" in md and "recordings through the codec" in md
     assert (out / "tts_eval.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tts_eval_phoneme_error_rate_and_missing_head(tmp_path: Path) -> None:
+    from benchmarks.tts_bench import scoring
+    from codec.training.phonemes import NUM_PHONEMES, WORD_BOUNDARY_ID
+
+    assert scoring.edit_distance([1, 2, 3], [1, 3]) == 1 and scoring.edit_distance([], [4, 5]) == 2
+    assert scoring.edit_distance([7, 8], [8, 7]) == 2
+    assert scoring.total_per([scoring.PhonemeScore(1, 4, "", ""), scoring.PhonemeScore(3, 4, "", "")]) == 0.5
+    torch.manual_seed(0)
+    plain = scoring.PhonemeReader(codec.HybridCodec(codec.CodecConfig.tiny()))
+    assert "no phoneme head" in plain.reason
+    with_head = scoring.PhonemeReader(codec.HybridCodec(codec.CodecConfig.tiny(
+        phoneme_upsample=2, phoneme_classes=NUM_PHONEMES)).eval())
+    assert with_head.reason is None
+    ids = with_head.read(speechlike(1.0), SR)
+    assert all(isinstance(i, int) and i != WORD_BOUNDARY_ID for i in ids)
+    # Word boundaries are not phonemes: the reference has none either.
+    assert WORD_BOUNDARY_ID not in scoring.PhonemeReader.reference("Hello world", "en")
+
+
+def test_tts_eval_checkpoint_steps_and_fixed_sentences(tmp_path: Path) -> None:
+    from benchmarks.tts_bench import curve, data
+
+    assert curve.checkpoint_step(tmp_path / "step_0000250") == 250
+    exported = tmp_path / "model"
+    exported.mkdir()
+    assert curve.checkpoint_step(exported) is None
+    (exported / "README.md").write_text("A 4.19 M model.\n\n7 000 steps at batch 16.\n")
+    assert curve.checkpoint_step(exported) == 7000
+    fixed = data.language_sentences(tmp_path / "missing.jsonl", "test", "hi", 3)
+    assert [s.text for s in fixed] == list(data.FIXED_SENTENCES["hi"]) and fixed[0].recording is None
+    assert set(data.FIXED_SENTENCES) == set(codec.LANGUAGES)
+    assert len(data.everyday_sentences()) == 30
 
 
 # ----------------------------------------------------------------- decoder ceiling
