@@ -10,7 +10,7 @@ LOCK := requirements.lock
 TORCH_PIP_ARGS ?=
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test bench corpus train train-tts latents ship ship-tts lint lock clean system-base system-test system-bench system-corpus
+.PHONY: demo test bench corpus analysis train train-tts latents ship ship-tts lint lock clean system-base system-test system-bench system-corpus
 
 # Everything from the lock, exactly (no resolution against today's releases), then the
 # project itself without dependencies; the check fails with one clear line if the stack
@@ -43,15 +43,21 @@ demo: $(STAMP) system-base
 	$(PY) scripts/demo.py --out out
 
 corpus: $(STAMP) system-corpus
-	$(PY) scripts/build_corpus.py --out data/corpus --hours 10 --workers 2
+	$(PY) scripts/build_corpus.py --out data/corpus --hours 6 --piper-hours 3 --workers 2
 
-# All stages of hylac-tiny in order (scripts/train_tiny.sh); NPROC=2 runs each under torchrun.
+# The analysis cache of the corpus's training split (stage 1 of hylac-tiny trains from it).
+ANALYSIS := data/analysis/train/cache.json
+$(ANALYSIS): data/corpus/manifest.jsonl | $(STAMP)
+	$(PY) -m codec.training.features data/corpus/manifest.jsonl --split train --out data/analysis/train
+analysis: $(ANALYSIS)
+
+# hylac-tiny from the analysis cache (scripts/train_tiny.sh); NPROC=2 runs it under torchrun.
 NPROC ?= 1
-train: $(STAMP)
+train: $(STAMP) $(ANALYSIS)
 	NPROC=$(NPROC) PY=$(PY) scripts/train_tiny.sh
 
 ship: $(STAMP)
-	$(PY) -m codec export runs/hylac-tiny-sf-envelope-2/checkpoints/$$(cat runs/hylac-tiny-sf-envelope-2/checkpoints/latest) codec/pretrained/hylac-tiny --overwrite
+	$(PY) -m codec export runs/hylac-tiny/checkpoints/$$(cat runs/hylac-tiny/checkpoints/latest) codec/pretrained/hylac-tiny --overwrite
 
 latents: $(STAMP)
 	$(PY) -m codec encode-manifest data/corpus/manifest.jsonl --out data/latents --model hylac-tiny
@@ -64,9 +70,10 @@ ship-tts: $(STAMP)
 
 bench: $(STAMP) system-bench
 	$(PY) -m benchmarks.codec_quality --out benchmarks/results
+	$(PY) -m benchmarks.codec_quality --data codec/assets/real --max-clips 0 --out benchmarks/results/real_speech
+	$(PY) -m benchmarks.codec_quality --data codec/assets/real --max-clips 0 --band 8000 --out benchmarks/results/real_speech_8k
 	$(PY) -m benchmarks.codec_speed --out benchmarks/results
 	$(PY) -m benchmarks.tts_eval --out benchmarks/results
-	$(PY) -m benchmarks.decoder_ceiling --out benchmarks/results/decoder_ceiling
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check codec tts tests benchmarks scripts

@@ -20,6 +20,7 @@ plus the environment), `codec_quality.md` and `codec_quality.png` under `--out`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -156,6 +157,15 @@ def gather_clips(data: Sequence[str] | None, data_lang: str | None, max_clips: i
     return clips
 
 
+def band_limited(clip: Clip, rate: int) -> Clip:
+    """The clip as heard through a channel sampled at `rate` (resampled there and back)."""
+    if rate >= clip.sample_rate:
+        return clip
+    audio = M.resample(M.resample(clip.audio, clip.sample_rate, rate), rate, clip.sample_rate)
+    audio = np.ascontiguousarray(audio[: clip.audio.size], dtype=np.float32)
+    return dataclasses.replace(clip, audio=np.pad(audio, (0, clip.audio.size - audio.size)))
+
+
 # -------------------------------------------------------------------------- running
 
 
@@ -206,7 +216,7 @@ def run_benchmark(clips: Sequence[Clip], systems: Sequence[System], metrics: Seq
         if system.name not in skipped:
             results.append(result)
             mean = result.mean("pesq_wb")
-            log(f"{system.name}: {len(result.clips)} clips, {result.mean('kbps'):.2f} kbps, "
+            log(f"{system.name}: {len(result.clips)} clips, {format_number(result.mean('kbps'))} kbps, "
                 f"PESQ-WB {format_number(mean)} ({result.seconds:.1f} s)")
     return results, skipped
 
@@ -281,12 +291,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="score N clips spread evenly over the data (default 30; 0: all)")
     parser.add_argument("--max-seconds", type=float, default=20.0,
                         help="cut each clip to this length (default 20 s)")
+    parser.add_argument("--band", type=int, default=0, metavar="HZ",
+                        help="narrow-band input: every clip resampled to HZ (e.g. 8000, telephone) and back "
+                             "before scoring, so systems get, and are scored against, the band-limited signal")
     parser.add_argument("--int8", action="store_true",
                         help="also score each hylac model with int8 weights (`use_int8()`, CPU)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
 
     clips = gather_clips(args.data, args.data_lang, args.max_clips, args.max_seconds)
+    if args.band:
+        clips = [band_limited(c, args.band) for c in clips]
     print(f"{len(clips)} clips")
     systems = build_systems(args.model, args.systems, int8=args.int8)
     results, skipped = run_benchmark(clips, systems, args.metrics)

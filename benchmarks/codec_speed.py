@@ -45,7 +45,7 @@ import torch
 
 from benchmarks.cli_memory import MemoryResult, measure_memory
 from benchmarks.common import REPO_ROOT, Panel, Report, Series, format_number, markdown_table
-from benchmarks.systems import PEERS, Hylac, NeuralCodec, sync
+from benchmarks.systems import PEERS, Hylac, HylacFrontEnd, NeuralCodec, sync
 
 FRAME_SAMPLES_24K = 1920  # one 80 ms frame at 24 kHz (hylac and Mimi both use it)
 
@@ -78,6 +78,8 @@ def build_systems(models: Sequence[str], systems: Sequence[str], log=print, int8
             built.append(model)
             if int8:
                 built.append(Hylac(name, f"{label} int8", int8=True))
+            if "analysis" in model.model.config.frontend:
+                built.append(HylacFrontEnd(name, f"{label} analysis front-end"))
     if "reference" in systems:
         torch.manual_seed(0)
         built.append(Hylac(codec.HybridCodec(codec.CodecConfig.reference()), "hylac-reference"))

@@ -6,19 +6,26 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from codec.analysis import AnalysisConfig
 from codec.heads import HeadConfig, PatchHeadConfig, head_config
 from codec.io.weights import JsonConfig
 from codec.latents import FRAME_SIZE, SAMPLE_RATE, bits_per_frame
+
+#: What the encoder can read (``CodecConfig.frontend``).
+FRONTENDS = ("waveform", "analysis", "analysis+waveform")
 
 
 @dataclass
 class CodecConfig(JsonConfig):
     """Architecture of a :class:`~codec.model.HybridCodec`.
 
-    The encoder cuts 24 kHz audio into ``patch_size``-sample patches (100 Hz), then runs
-    ``len(encoder_strides)`` stages of [transformer layers with sliding-window attention,
-    causal strided conv]; the decoder mirrors it. ``patch_size * prod(encoder_strides)``
-    must equal the 1920-sample frame. Stored as JSON (:class:`~codec.io.weights.JsonConfig`).
+    The encoder reads 24 kHz audio at 100 Hz (one step per ``patch_size``-sample patch)
+    through its ``frontend``: ``"analysis"`` (the DSP analysis of :mod:`codec.analysis`:
+    envelope, voicing, F0, level per step), ``"waveform"`` (the patches' samples) or
+    ``"analysis+waveform"`` (both side by side). Then ``len(encoder_strides)`` stages of
+    [transformer layers with sliding-window attention, causal strided conv] bring it to the
+    frame rate; the decoder mirrors it. ``patch_size * prod(encoder_strides)`` must equal
+    the 1920-sample frame. Stored as JSON (:class:`~codec.io.weights.JsonConfig`).
     """
 
     config_kind = "codec"
@@ -26,6 +33,13 @@ class CodecConfig(JsonConfig):
     name: str = "hylac"
     sample_rate: int = SAMPLE_RATE
     patch_size: int = 240
+    frontend: str = "waveform"
+    # With the analysis front-end: the acoustic latent starts as a linear block transform of
+    # the analysis (codec.block_transform, fitted on the training corpus; ``block_parts``
+    # components of the envelope, voicing and log F0 per frame, summing to acoustic_dim) and
+    # the head's controls as its inverse, each plus a learned correction.
+    block_transform: bool = False
+    block_parts: tuple[int, ...] = (30, 2, 4)
     dim: int = 256
     num_heads: int = 4
     mlp_ratio: float = 4.0
@@ -56,11 +70,16 @@ class CodecConfig(JsonConfig):
     acoustic_dither_prob: float = 0.25
     # Offline encode/decode runs the streaming path chunk by chunk: bounded memory on long inputs.
     offline_chunk_frames: int = 250
+    # Phoneme recogniser on the semantic stream (the phoneme teacher's CTC head, kept at
+    # export): ``phoneme_upsample`` labels per frame over ``phoneme_classes`` (the phoneme
+    # vocabulary with its blank at 0); 0 = none.
+    phoneme_upsample: int = 0
+    phoneme_classes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("encoder_layers", "encoder_windows", "encoder_strides", "decoder_layers",
-                     "decoder_windows", "decoder_strides"):
+                     "decoder_windows", "decoder_strides", "block_parts"):
             setattr(self, name, tuple(int(v) for v in getattr(self, name)))
         n_enc = len(self.encoder_strides)
         if not (len(self.encoder_layers) == len(self.encoder_windows) == n_enc):
@@ -85,12 +104,31 @@ class CodecConfig(JsonConfig):
         if any(not 0.0 <= p <= 1.0 for p in probs) or self.acoustic_quantize_prob + self.acoustic_dither_prob > 1.0:
             raise ValueError("quantization schedule probabilities must be in [0, 1] and quantize + dither <= 1")
         self.head = head_config(self.head)
+        if self.frontend not in FRONTENDS:
+            raise ValueError(f"frontend must be one of {', '.join(FRONTENDS)}, got {self.frontend!r}")
+        if "analysis" in self.frontend and self.patch_size != 240:
+            raise ValueError("the analysis front-end works in 240-sample (10 ms) steps: patch_size must be 240")
+        if self.block_transform and (self.frontend != "analysis" or self.head.kind != "source_filter"
+                                     or len(self.block_parts) != 3 or sum(self.block_parts) != self.acoustic_dim):
+            raise ValueError("block_transform needs frontend 'analysis', the source_filter head and three "
+                             f"block_parts summing to acoustic_dim ({self.acoustic_dim}), got {self.block_parts}")
         if self.offline_chunk_frames < 1:
             raise ValueError("offline_chunk_frames must be >= 1")
+        if (self.phoneme_upsample > 0) != (self.phoneme_classes > 1) or self.phoneme_upsample < 0:
+            raise ValueError("phoneme_upsample and phoneme_classes go together: both 0, or >= 1 and >= 2")
 
     @property
     def frame_size(self) -> int:
         return FRAME_SIZE
+
+    @property
+    def analysis(self) -> AnalysisConfig:
+        """The DSP analysis on the output head's own control points (the front-end's settings,
+        and what the source-filter head's controls are trained towards)."""
+        head = self.head
+        if head.kind == "source_filter":
+            return AnalysisConfig(bands=head.envelope_bands, voicing_bands=head.voicing_bands)
+        return AnalysisConfig()
 
     @property
     def bitrate(self) -> float:

@@ -8,7 +8,7 @@ it) trims a pair to a common, delay-compensated span first.
 The perceptual metrics follow their standards' rates: PESQ-WB at 16 kHz, PESQ-NB at
 8 kHz, STOI/ESTOI and speaker similarity from 16 kHz input; the mel distance is taken
 at 24 kHz, the codec's rate, and so are the pitch metrics (`f0_error`, `vde`: YIN
-tracks of `codec.heads.dsp` every 10 ms). Inputs at other rates are resampled here.
+tracks of `codec.analysis` every 10 ms). Inputs at other rates are resampled here.
 
 Only numpy and torch are needed at import time, so training code can use `si_sdr` and
 `mel_distance` without the evaluation extras. `pesq`, `pystoi`, `resemblyzer`,
@@ -277,8 +277,8 @@ def mel_distance(
 
 
 def _pitch_tracks(reference: ArrayLike, estimate: ArrayLike, sample_rate: int) -> tuple[torch.Tensor, ...]:
-    """F0 and voicing per 10 ms of both signals (YIN of `codec.heads.dsp`, at 24 kHz)."""
-    from codec.heads.dsp import estimate_f0
+    """F0 and voicing per 10 ms of both signals (the centred analysis of `codec.analysis`, at 24 kHz)."""
+    from codec.analysis import analyze
 
     ref, est = _pair(reference, estimate)
     sr = _check_rate(sample_rate)
@@ -286,9 +286,8 @@ def _pitch_tracks(reference: ArrayLike, estimate: ArrayLike, sample_rate: int) -
     n = pair.shape[1] // 240 * 240
     if n == 0:
         raise MetricError("pitch needs at least 10 ms of audio")
-    f0, voiced = estimate_f0(torch.from_numpy(pair[:, None, :n].astype(np.float32)), 240,
-                             sample_rate=MEL_SAMPLE_RATE)
-    return f0[0], voiced[0], f0[1], voiced[1]
+    tracks = analyze(torch.from_numpy(pair[:, None, :n].astype(np.float32)), causal=False)
+    return tracks.f0[0], tracks.voiced[0], tracks.f0[1], tracks.voiced[1]
 
 
 def f0_error(reference: ArrayLike, estimate: ArrayLike, sample_rate: int) -> float:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from codec.analysis import Analysis
 from codec.config import CodecConfig
 from codec.decoder import Decoder
 from codec.encoder import Encoder
@@ -47,13 +48,14 @@ class CodecOutput:
     """Result of a training forward pass (:meth:`HybridCodec.forward`).
 
     Attributes:
-        audio: ``[B, 1, N]`` reconstruction, same length as the input.
+        audio: ``[B, 1, N]`` reconstruction, same length as the input (None for a pass from
+            a precomputed analysis).
         quantized: the hybrid quantizer's output (semantic vector and codes, VQ losses and
             perplexity, acoustic codes).
         head: the output head's controls and their targets (empty for heads without any).
     """
 
-    audio: Tensor
+    audio: Tensor | None
     quantized: HybridQuantized
     head: HeadOutput
 
@@ -76,6 +78,8 @@ class HybridCodec(nn.Module):
         self.encoder = Encoder(config)
         self.quantizer = HybridQuantizer(config)
         self.decoder = Decoder(config)
+        self.phonemes = (nn.Linear(config.semantic_dim, config.phoneme_upsample * config.phoneme_classes)
+                         if config.phoneme_upsample else None)
         self._stream_batch: int | None = None
         self._int8 = False
         # Traced encoder / decoder steps of a streaming session (streaming(trace_frames=...)),
@@ -133,7 +137,8 @@ class HybridCodec(nn.Module):
         latent files and TTS models made with the original codec valid."""
         layout = (self.sample_rate, self.frame_rate, self.semantic_codebook_size, self.semantic_dim,
                   self.acoustic_dim, self.acoustic_levels)
-        return self._hash_state(lambda key: not key.startswith("decoder."), repr(layout))
+        # The phoneme recogniser reads the semantic stream but gives the codes no meaning.
+        return self._hash_state(lambda key: not key.startswith(("decoder.", "phonemes.")), repr(layout))
 
     def _hash_state(self, keep: Callable[[str], bool], prefix: str = "") -> str:
         h = hashlib.sha256(prefix.encode())
@@ -147,6 +152,24 @@ class HybridCodec(nn.Module):
     def semantic_embedding(self, codes: Tensor) -> Tensor:
         """Semantic codes ``[B, T]`` -> the ``[B, T, semantic_dim]`` vectors the decoder sees."""
         return self.quantizer.semantic_embedding(codes)
+
+    @torch.inference_mode()
+    def recognize_phonemes(self, latents: Latents) -> list[list[int]]:
+        """The phoneme ids each item's semantic codes spell (greedy CTC: the most likely label
+        per slot, repeats merged, blanks dropped), for a codec exported with its phoneme
+        teacher (``config.phoneme_upsample > 0``). Ids index the phoneme vocabulary of
+        :mod:`codec.training.phonemes` (``ids_to_phonemes`` writes them as IPA)."""
+        if self.phonemes is None:
+            raise ValueError(f"codec {self.name!r} has no phoneme recogniser (exported without a phoneme teacher)")
+        self._check_latents(latents)
+        vectors = self.semantic_embedding(latents.semantic.to(self.device))
+        b, t, _ = vectors.shape
+        best = self.phonemes(vectors).view(b, t * self.config.phoneme_upsample, -1).argmax(-1)
+        out = []
+        for row in best.tolist():
+            ids = [c for i, c in enumerate(row) if c != 0 and (i == 0 or c != row[i - 1])]
+            out.append(ids)
+        return out
 
     def _check_latents(self, latents: Latents) -> None:
         if not isinstance(latents, Latents):
@@ -328,17 +351,35 @@ class HybridCodec(nn.Module):
         return self
 
     # ----------------------------------------------------------------- training
-    def forward(self, wav: Tensor) -> CodecOutput:
+    def forward(self, wav: Tensor | Analysis) -> CodecOutput:
         """Training pass: ``[B, 1, N]`` (N a multiple of 1920) -> reconstruction, quantizer and head outputs.
 
-        In training mode the quantization schedule of the config is sampled per item;
-        in eval mode everything is quantized, exactly as :meth:`encode` + :meth:`decode`.
+        Given a precomputed causal :class:`~codec.analysis.Analysis` instead of audio (a codec
+        reading the analysis alone, training from a feature cache), the pass stops at the
+        head's controls (:meth:`forward_controls`): ``audio`` is None and the head output has
+        no targets. In training mode the quantization schedule of the config is sampled per
+        item; in eval mode everything is quantized, exactly as :meth:`encode` + :meth:`decode`.
         """
+        if isinstance(wav, Analysis):
+            quantized, controls = self.forward_controls(wav)
+            return CodecOutput(None, quantized, HeadOutput(None, controls))
         if wav.shape[-1] % FRAME_SIZE:
             raise ValueError(f"training input length {wav.shape[-1]} is not a multiple of {FRAME_SIZE}")
         quantized = self.quantizer(self.encoder(wav))
         head = self.decoder.forward_train(quantized.latent, wav)
         return CodecOutput(head.audio, quantized, head)
+
+    def forward_controls(self, analysis: Analysis) -> tuple[HybridQuantized, dict[str, Tensor]]:
+        """Training pass from a precomputed causal analysis (``T`` steps, ``T`` a multiple of 8),
+        without rendering audio: the quantizer's output and the head's named controls
+        ``[B, T, ...]``. Only for a codec that reads the analysis alone and whose head has
+        controls (the source-filter head); the controls are then trained towards the
+        analysis targets (``loss.control``) at a fraction of a full pass's cost."""
+        if self.encoder.waveform or self.encoder.analysis is None:
+            raise ValueError(f"forward_controls needs the analysis front-end alone, this codec reads "
+                             f"{self.config.frontend!r}")
+        quantized = self.quantizer(self.encoder(None, analysis))
+        return quantized, self.decoder.out.named_controls(self.decoder.head_input(quantized.latent))
 
     # ----------------------------------------------------------------- files
     def save(self, folder: str | Path, dtype: torch.dtype = torch.float32, overwrite: bool = True) -> Path:

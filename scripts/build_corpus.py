@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from codec.training.corpus import CorpusConfig, build_corpus
+from codec.training.corpus.recorded import RecordedConfig
 from codec.training.phonemes import LANGUAGES
 
 
@@ -19,8 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument(
-        "--hours", type=float, default=10.0, help="hours of training audio (default 10)"
+        "--hours", type=float, default=6.0,
+        help="hours of synthetic training audio (default 6), beside the recorded sources",
     )
+    ap.add_argument("--piper-hours", type=float, default=3.0, help="hours of Piper English (default 3)")
+    ap.add_argument("--no-recorded", action="store_true",
+                    help="synthetic voices only (no Asterisk, festvox-ru or Piper speech)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2, help="synthesis processes (default 2)")
     ap.add_argument("--langs", default=",".join(LANGUAGES), help="comma-separated language codes")
@@ -40,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         langs=tuple(x.strip() for x in args.langs.split(",") if x.strip()),
         speakers_per_voice=args.speakers_per_voice,
         heldout_fraction=args.heldout_fraction,
+        recorded=None if args.no_recorded else RecordedConfig(piper_hours=args.piper_hours),
     )
     s = build_corpus(cfg)
     for split in ("train", "valid", "test"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -98,6 +99,26 @@ def test_train_validate_checkpoint_and_export(tmp_path: Path, corpus: Path) -> N
     assert codec.load(folder).weights_hash == direct.weights_hash
 
 
+def test_export_keeps_the_phoneme_teacher_as_a_recognizer(tmp_path: Path, corpus: Path) -> None:
+    result = train(write_config(tmp_path, corpus, tmp_path / "run", max_steps=2, valid_every=0))
+    assert json.loads((result.checkpoint / "teacher.json").read_text())["kind"] == "phonemes"
+    assert cli_main(["export", str(result.checkpoint), str(tmp_path / "model")]) == ExitCode.OK
+    model = codec.load(tmp_path / "model")
+    plain = codec.load(export(result.checkpoint, tmp_path / "plain"))  # float16 on disk, as the CLI's
+    assert model.phonemes is not None and plain.phonemes is None
+    teacher = load_file(str(result.checkpoint / "teacher.safetensors"))
+    assert torch.allclose(model.phonemes.weight, teacher["head.weight"].float(), atol=1e-3)
+    # The recogniser gives the codes no meaning: same latent space, same codes.
+    assert model.latent_hash == plain.latent_hash
+    wav = torch.randn(1, 4 * 1920) * 0.1
+    latents = model.encode(wav, 24000)
+    assert torch.equal(latents.semantic, plain.encode(wav, 24000).semantic)
+    ids = model.recognize_phonemes(latents)
+    assert len(ids) == 1 and all(0 < i < model.config.phoneme_classes for i in ids[0])
+    with pytest.raises(ValueError, match="no phoneme recogniser"):
+        plain.recognize_phonemes(latents)
+
+
 def test_resume_is_exact(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     straight = train(write_config(tmp_path, corpus, tmp_path / "a", valid_every=0))
     config = write_config(tmp_path, corpus, tmp_path / "b", valid_every=0)
@@ -171,7 +192,7 @@ def test_init_skip_starts_a_new_decoder_head_from_a_shipped_folder(tmp_path: Pat
                           lr={"gen": 0.0, "disc": 0.0}, init_from={"codec": str(folder)},
                           init_skip=["codec.decoder.out"])
     result = train(config)
-    assert "f0" in result.train_metrics
+    assert "control_f0" in result.train_metrics
     trained = load_file(str(result.checkpoint / "codec.safetensors"))
     start = load_file(str(folder / "model.safetensors"))
     moved_by_restart = {"semantic_vq.codebook", "semantic_vq.usage"}
@@ -207,38 +228,24 @@ def test_decoder_finetune_keeps_the_latent_space(tmp_path: Path, corpus: Path) -
     assert torch.equal(codes[0].acoustic, codes[1].acoustic)
 
 
-def test_codec_recipes_load_and_stage_two_matches_stage_one() -> None:
+def test_codec_recipes_load_and_tiny_is_the_shipped_model() -> None:
     from codec.training import TrainerConfig
     from codec.training.recipe import load_config
     from codec.training.task import SCHEMA
 
-    names = ("tiny.yaml", "base.yaml", "tiny_decoder.yaml", "tiny_source_filter.yaml",
-             "tiny_source_filter_decoder.yaml", "tiny_source_filter_envelope.yaml")
-    loaded = {name: load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA}) for name in names}
-    tiny, decoder = loaded["tiny.yaml"]["model"], loaded["tiny_decoder.yaml"]["model"]
-    shape_keys = ("dim", "num_heads", "mlp_ratio", "encoder_layers", "decoder_layers", "semantic_codebook_size",
-                  "acoustic_dim", "acoustic_levels", "head")
-    assert all(getattr(tiny, k) == getattr(decoder, k) for k in shape_keys)
-    # Stage 3 is stage 2 with a new head: everything else must match.
-    shipped = loaded["tiny_source_filter.yaml"]
-    assert shipped["loss"].f0 > 0 and shipped["loss"].voicing > 0 and shipped["loss"].waveform == 0
-    assert all(getattr(tiny, k) == getattr(shipped["model"], k) for k in shape_keys if k != "head")
-    assert shipped["trainer"].init_skip == ["codec.decoder.out"]
-    assert shipped["model"].head.kind == "source_filter"
-    assert loaded["tiny_decoder.yaml"]["trainer"].freeze == ["codec.encoder", "codec.quantizer"]
-    assert decoder.semantic_vq_prob == decoder.acoustic_quantize_prob == 1.0
-    # Stage 4 trains stage 3's decoder only: same model, latent space kept, quantized inputs.
-    stage4 = loaded["tiny_source_filter_decoder.yaml"]
-    assert stage4["trainer"].freeze == ["codec.encoder", "codec.quantizer"] and not stage4["trainer"].init_skip
-    assert all(getattr(stage4["model"], k) == getattr(shipped["model"], k) for k in shape_keys)
-    assert stage4["model"].acoustic_quantize_prob == 1.0 and stage4["model"].acoustic_dither_prob == 0.0
-    assert stage4["loss"].f0 == shipped["loss"].f0 and stage4["loss"].voicing == shipped["loss"].voicing
-    # Stage 5 (the shipped model) is stage 4 from its export, with the band-envelope loss.
-    stage5 = loaded["tiny_source_filter_envelope.yaml"]
-    assert stage5["model"] == stage4["model"] == codec.load("hylac-tiny").config
-    assert stage5["trainer"].freeze == stage4["trainer"].freeze and not stage5["trainer"].init_skip
-    assert stage5["loss"].envelope > 0 and stage4["loss"].envelope == 0
-    assert stage5["loss"].f0 == stage4["loss"].f0 and stage5["loss"].voicing == stage4["loss"].voicing
+    loaded = {name: load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA})
+              for name in ("tiny.yaml", "base.yaml")}
+    tiny = loaded["tiny.yaml"]
+    # Stage 1 trains the controls from the analysis cache, with the control loss.
+    assert tiny["model"].frontend == "analysis" and tiny["data"].analysis_cache
+    assert tiny["loss"].control > 0
+    shipped = codec.load("hylac-tiny").config
+    # The export adds the phoneme teacher's CTC head as the model's phoneme recogniser.
+    assert dataclasses.replace(tiny["model"], phoneme_upsample=shipped.phoneme_upsample,
+                               phoneme_classes=shipped.phoneme_classes) == shipped
+    assert shipped.phoneme_upsample == tiny["teacher"].ctc_upsample
+    assert loaded["base.yaml"]["model"].frontend == tiny["model"].frontend == "analysis"
+    assert loaded["base.yaml"]["model"].head == tiny["model"].head
 
 
 _FAKE_PYTHON = '''
@@ -260,8 +267,9 @@ elif args[:3] == ["-m", "codec", "export"]:
 '''
 
 
-def test_train_tiny_script_chains_the_stages(tmp_path: Path) -> None:
-    """scripts/train_tiny.sh: every stage in order, each starting from the one before."""
+def test_train_tiny_script_trains_resumably_and_exports_once(tmp_path: Path) -> None:
+    """scripts/train_tiny.sh: one resumable run of configs/tiny.yaml with the extra overrides,
+    then an export of its last checkpoint, which a second call does not redo."""
     fake = tmp_path / "python"
     fake.write_text(f"#!{sys.executable}\n{_FAKE_PYTHON}")
     fake.chmod(0o755)
@@ -276,30 +284,8 @@ def test_train_tiny_script_chains_the_stages(tmp_path: Path) -> None:
     calls = run()
     trains = [c for c in calls if c.startswith("-m codec train")]
     exports = [c.split()[3:] for c in calls if c.startswith("-m codec export")]
-    configs = [c.split("--config ")[1].split()[0] for c in trains]
-    assert configs == ["configs/tiny.yaml", "configs/tiny_decoder.yaml", "configs/tiny_source_filter.yaml",
-                       "configs/tiny_source_filter.yaml", "configs/tiny_source_filter_decoder.yaml",
-                       "configs/tiny_source_filter_envelope.yaml", "configs/tiny_source_filter_envelope.yaml"]
-    assert all("--resume" in c and c.endswith("--set trainer.seed=1") for c in trains)
-    assert [out for _, out in exports] == ["runs/hylac-tiny/export", "runs/hylac-tiny-decoder/export",
-                                           "runs/hylac-tiny-source-filter-2/export", "runs/hylac-tiny-sf-decoder/export",
-                                           "runs/hylac-tiny-sf-envelope-2/export"]
-    assert "trainer.init_from.teacher=runs/hylac-tiny/checkpoints/step_0003000/teacher.safetensors" in trains[2]
-    assert "trainer.init_from.codec=runs/hylac-tiny-source-filter/checkpoints/step_0002550" in trains[3]
-    assert "trainer.init_from.codec=runs/hylac-tiny-sf-envelope/checkpoints/step_0001200" in trains[6]
-    assert "loss.envelope=40.0" in trains[6] and "trainer.out_dir=runs/hylac-tiny-sf-envelope-2" in trains[6]
-    # Each stage's start is the previous stage's export.
-    from codec.training import TrainerConfig
-    from codec.training.recipe import load_config
-    from codec.training.task import SCHEMA
-
-    def start(name: str) -> str:
-        return load_config(REPO / "configs" / name, [], {"trainer": TrainerConfig, **SCHEMA})["trainer"].init_from["codec"]
-
-    assert start("tiny_decoder.yaml") == "runs/hylac-tiny/export"
-    assert start("tiny_source_filter.yaml") == "runs/hylac-tiny-decoder/export"
-    assert start("tiny_source_filter_decoder.yaml") == "runs/hylac-tiny-source-filter-2/export"
-    assert start("tiny_source_filter_envelope.yaml") == "runs/hylac-tiny-sf-decoder/export"
-    # Run again: every stage resumes (a finished one does nothing) and no export is redone.
+    assert len(trains) == 1 and "--config configs/tiny.yaml" in trains[0]
+    assert "--resume" in trains[0] and trains[0].endswith("--set trainer.seed=1")
+    assert exports == [["runs/hylac-tiny/checkpoints/step_0001000", "runs/hylac-tiny/export"]]
     again = run()[len(calls):]
-    assert len(again) == len(trains) and all(c.startswith("-m codec train") for c in again)
+    assert len(again) == 1 and again[0].startswith("-m codec train")

@@ -78,7 +78,8 @@ def test_manifest_schema_audio_and_splits(corpus):
     recs = _read_jsonl(out / "manifest.jsonl")
     assert len(recs) == sum(summary.utterances.values()) >= 4
     for r in recs:
-        assert list(r) == ["path", "text", "phonemes", "lang", "speaker", "duration", "split"]
+        assert list(r) == ["path", "text", "phonemes", "lang", "speaker", "duration", "split", "source", "license"]
+        assert r["source"] in ("mbrola", "festival", "espeak-ng") and r["license"]
         assert r["lang"] in ("en", "fr") and r["split"] in ("train", "valid", "test")
         assert r["text"] in SENTENCES[r["lang"]]
         assert r["phonemes"] == phonemize(r["text"], r["lang"])

@@ -67,8 +67,8 @@ def test_bundled_real_recordings_round_trip() -> None:
     out = model.decode(model.encode(torch.from_numpy(wav), sr))[0, 0]
     assert out.shape == (round(len(wav) * 24000 / sr),)
     ref = metrics.resample(wav, sr, 24000)
-    # Another utterance scores about 0.2 and white noise 0.45; hylac-tiny about 0.65 here.
-    assert metrics.stoi(ref, out.numpy(), 24000) > 0.5
+    # Another utterance scores about 0.2 and white noise 0.45; hylac-tiny about 0.85 here.
+    assert metrics.stoi(ref, out.numpy(), 24000) > 0.75
 
 
 def test_hylac_tts_tiny_is_shipped_and_speaks() -> None:

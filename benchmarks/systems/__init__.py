@@ -37,7 +37,16 @@ from benchmarks.systems.classic import (
     build_baseline,
     ogg_packet_sizes,
 )
-from benchmarks.systems.neural import PEERS, Dac, Encodec, Hylac, Mimi, NeuralCodec, sync
+from benchmarks.systems.neural import (
+    PEERS,
+    Dac,
+    Encodec,
+    Hylac,
+    HylacFrontEnd,
+    Mimi,
+    NeuralCodec,
+    sync,
+)
 
 __all__ = [
     "BASELINE_NAMES",
@@ -49,6 +58,7 @@ __all__ = [
     "Dac",
     "Encodec",
     "Hylac",
+    "HylacFrontEnd",
     "Mimi",
     "NeuralCodec",
     "Opus",

@@ -170,11 +170,21 @@ class Codec2(System):
         )
 
 
-BASELINE_NAMES: tuple[str, ...] = ("original", "opus-6k", "opus-8k", "codec2-3200", "codec2-1200")
+BASELINE_NAMES: tuple[str, ...] = ("original", "opus-6k", "opus-8k", "codec2-3200", "codec2-1200",
+                                   "analysis-ceiling", "analysis-ceiling-12.5hz", "analysis-floor", "world")
 
 
 def build_baseline(name: str) -> System:
-    """A classic system by name: `original`, `opus-<K>k`, or `codec2-<MODE>`."""
+    """A reference system by name: `original`, `opus-<K>k`, `codec2-<MODE>`, or a row around
+    the codec's analysis (:mod:`benchmarks.systems.analysis`): `analysis-ceiling`,
+    `analysis-ceiling-12.5hz`, `analysis-floor`, `world`."""
+    from benchmarks.systems import analysis
+
+    rows = {"analysis-ceiling": lambda: analysis.AnalysisCeiling(name),
+            "analysis-ceiling-12.5hz": lambda: analysis.AnalysisCeiling(name, frame_rate=True),
+            "analysis-floor": lambda: analysis.AnalysisFloor(name), "world": lambda: analysis.WorldVocoder(name)}
+    if name in rows:
+        return rows[name]()
     if name == "original":
         return Original()
     if name.startswith("opus-") and name.endswith("k"):
@@ -185,6 +195,6 @@ def build_baseline(name: str) -> System:
     if name.startswith("codec2-") and name[len("codec2-") :].isdigit():
         return Codec2(int(name[len("codec2-") :]))
     raise ValueError(
-        f"unknown system {name!r}; use 'original', 'opus-<kbps>k' (e.g. opus-6k) or "
-        f"'codec2-<bps>' (one of {sorted(CODEC2_MODES)})"
+        f"unknown system {name!r}; use 'original', 'opus-<kbps>k' (e.g. opus-6k), "
+        f"'codec2-<bps>' (one of {sorted(CODEC2_MODES)}) or one of {', '.join(rows)}"
     )

@@ -165,6 +165,30 @@ class Hylac(NeuralCodec):
         return times, f"true streaming: {how}{weights}, encode_chunk + decode_chunk per frame"
 
 
+
+class HylacFrontEnd(Hylac):
+    """The DSP analysis front-end of an analysis-driven hylac model alone (its share of the
+    encoder's cost): `encode` analyses the audio as the encoder does; there is nothing to decode."""
+
+    streams = False
+
+    def __init__(self, model: HybridCodec | str | Path, name: str) -> None:
+        super().__init__(model, name)
+
+    def encode(self, wav: torch.Tensor) -> Any:
+        from codec.analysis import analyze
+        from codec.latents import FRAME_SIZE
+
+        n = wav.shape[-1]
+        x = torch.nn.functional.pad(wav, (0, -n % FRAME_SIZE))
+        return analyze(x, self.model.config.analysis)
+
+    def decode(self, codes: Any) -> torch.Tensor:
+        return codes.f0.new_zeros(codes.f0.shape[0], 1, 0)
+
+    def code_bits(self, codes: Any) -> float:
+        return 0.0
+
 class _TransformersPeer(NeuralCodec):
     """A `transformers` codec model with random weights (see the module docstring)."""
 

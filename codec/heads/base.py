@@ -20,15 +20,17 @@ class HeadOutput:
     """Result of :meth:`OutputHead.forward_train`.
 
     Attributes:
-        audio: ``[B, 1, T100 * hop]`` the reconstruction.
+        audio: ``[B, 1, T100 * hop]`` the reconstruction (None when only controls were asked for).
         controls: the head's per-step predictions by name, ``[B, T100, ...]`` each (the
             source-filter head: ``"f0"`` in Hz ``[B, T100]``, ``"envelope"`` ``[B, T100,
-            bands]``, ``"voicing"`` ``[B, T100, n]``); empty for heads without controls.
+            bands]`` log amplitudes, ``"voicing"`` ``[B, T100, voicing_bands]`` logits); empty
+            for heads without controls.
         targets: values measured on the input for those controls, by name (the source-filter
-            head: ``"f0"`` ``[B, T100]`` in Hz and ``"voiced"`` ``[B, T100]`` bool).
+            head: the same names from the input's analysis, plus ``"voiced"`` ``[B, T100]``
+            bool where the F0 target holds).
     """
 
-    audio: Tensor
+    audio: Tensor | None
     controls: dict[str, Tensor] = field(default_factory=dict)
     targets: dict[str, Tensor] = field(default_factory=dict)
 
@@ -46,3 +48,7 @@ class OutputHead(nn.Module):
         """Training pass over ``features [B, T100, dim]`` of the input ``wav [B, 1, T100 * hop]``
         (which a head may measure for its controls' targets)."""
         return HeadOutput(self(features))
+
+    def named_controls(self, features: Tensor) -> dict[str, Tensor]:
+        """The head's controls for ``features`` without rendering audio (none by default)."""
+        raise ValueError(f"the {type(self).__name__} has no controls to train without audio")

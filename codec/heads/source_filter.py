@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -9,14 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from codec.analysis import Analysis, AnalysisConfig, analyze
 from codec.heads.base import HeadOutput, OutputHead
 from codec.heads.dsp import (
     accumulate_phase,
     band_limited_pulses,
     band_matrix,
-    estimate_f0,
     f0_from_logit,
-    mel_centers_hz,
     minimum_phase,
 )
 from codec.latents import SAMPLE_RATE
@@ -32,8 +32,7 @@ class SourceFilterHeadConfig:
     control points of the envelope and of the voicing share. ``f0_forcing_prob``: in
     training, the share of items whose voiced steps drive the pulses with the input's
     measured F0 instead of the predicted one; without it the reconstruction losses mute
-    the pulses before the predicted F0 is any good. Train it with ``loss.f0`` and
-    ``loss.voicing`` > 0.
+    the pulses before the predicted F0 is any good. Train it with ``loss.control`` > 0.
     """
 
     kind: Literal["source_filter"] = "source_filter"
@@ -65,10 +64,11 @@ class SourceFilterHead(StreamingModule, OutputHead):
 
     Nothing but the filters shapes the output: where the voicing share is high, the output
     is periodic with harmonics at every multiple of the F0, whatever the envelope, so the
-    reconstruction losses cannot trade harmonics for noise one harmonic at a time. F0
-    reaches the pulses detached and learns from the pitch loss; the voicing of the low
-    bands (centres below ``supervised_hz``) learns from the input's voicing too
-    (:meth:`controls`), the rest from the audio alone.
+    reconstruction losses cannot trade harmonics for noise one harmonic at a time. The
+    controls are on the scale of :mod:`codec.analysis` (the same control points, white
+    noise and the pulse train both at envelope 1), so the analysis of the input gives every
+    control a target (:meth:`forward_train`); F0 reaches the pulses detached and learns
+    from its target alone.
 
     Causal (the filters of steps up to ``t`` and the excitation up to step ``t`` make step
     ``t``), deterministic, no latency. The state is ``[B, 3 + bands + voicing_bands + size -
@@ -80,7 +80,7 @@ class SourceFilterHead(StreamingModule, OutputHead):
 
     def __init__(self, dim: int, hop: int, size: int, bands: int = 64, voicing_bands: int = 8,
                  f0_min: float = 50.0, f0_max: float = 600.0, sample_rate: int = SAMPLE_RATE,
-                 supervised_hz: float = 1500.0, f0_forcing_prob: float = 0.0) -> None:
+                 f0_forcing_prob: float = 0.0) -> None:
         super().__init__()
         if size < 2 * hop or size % hop:
             raise ValueError(f"source-filter size {size} must be a multiple of the hop {hop}, at least two hops")
@@ -98,7 +98,8 @@ class SourceFilterHead(StreamingModule, OutputHead):
             self.proj.bias[1 + bands:].zero_()
         self.register_buffer("env_to_bins", band_matrix(bands, self.bins, sample_rate), persistent=False)
         self.register_buffer("voicing_to_bins", band_matrix(voicing_bands, self.bins, sample_rate), persistent=False)
-        self.supervised = max(1, int((mel_centers_hz(voicing_bands, sample_rate) < supervised_hz).sum()))
+        self.analysis = AnalysisConfig(bands=bands, voicing_bands=voicing_bands)
+        self.with_base = False
         noise = torch.randn(self.TABLE, generator=torch.Generator().manual_seed(0))
         self.register_buffer("noise", noise / noise.std(), persistent=False)
         self.register_buffer("ramp", torch.arange(1, hop + 1, dtype=torch.float32) / hop, persistent=False)
@@ -112,29 +113,59 @@ class SourceFilterHead(StreamingModule, OutputHead):
     def _controls_dim(self) -> int:
         return self.bands + self.voicing_bands
 
-    def controls(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``[B, T, D]`` -> F0 ``[B, T]`` (Hz), filter controls ``[B, T, bands + voicing_bands]``
-        (log envelope, voicing logits) and the supervised low-band voicing logits
-        ``[B, T, n]`` (the voicing loss's input)."""
-        out = self.proj(x).float()
-        f0 = f0_from_logit(out[..., 0], self.f0_min, self.f0_max)
-        ctl = out[..., 1:]
-        return f0, ctl, ctl[..., self.bands:self.bands + self.supervised]
+    def take_base_controls(self) -> None:
+        """Read base controls beside the features (``[B, T, D + 1 + bands + voicing_bands]``, from
+        :meth:`base_controls`) and predict a correction to them, zero at the start."""
+        self.with_base = True
+        with torch.no_grad():
+            self.proj.weight.zero_()
+            self.proj.bias.zero_()
+
+    def base_controls(self, log_envelope: Tensor, voicing: Tensor, log_f0: Tensor) -> Tensor:
+        """Controls as the head's projection writes them (F0 logit, log envelope, voicing
+        logits) ``[B, T, 1 + bands + voicing_bands]`` for values on the analysis's scale."""
+        lo, hi = math.log(self.f0_min), math.log(self.f0_max)
+        share = ((log_f0.float() - lo) / (hi - lo)).clamp(1e-4, 1 - 1e-4)
+        v = voicing.float().clamp(0.02, 0.98)
+        return torch.cat([torch.logit(share)[..., None], log_envelope.float(), torch.log(v) - torch.log1p(-v)], dim=-1)
+
+    def controls(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``[B, T, D]`` (with base controls beside, after :meth:`take_base_controls`) -> F0
+        ``[B, T]`` (Hz) and filter controls ``[B, T, bands + voicing_bands]`` (natural-log
+        envelope, voicing logits)."""
+        if self.with_base:
+            width = 1 + self.bands + self.voicing_bands
+            out = self.proj(x[..., :-width]).float() + x[..., -width:].float()
+        else:
+            out = self.proj(x).float()
+        return f0_from_logit(out[..., 0], self.f0_min, self.f0_max), out[..., 1:]
+
+    def named_controls(self, x: Tensor) -> dict[str, Tensor]:
+        """The controls by name: ``f0`` ``[B, T]`` (Hz), ``envelope`` ``[B, T, bands]`` (log
+        amplitude), ``voicing`` ``[B, T, voicing_bands]`` (logits of the periodic share)."""
+        f0, ctl = self.controls(x)
+        return {"f0": f0, "envelope": ctl[..., :self.bands], "voicing": ctl[..., self.bands:]}
+
+    @staticmethod
+    def control_targets(analysis: Analysis) -> dict[str, Tensor]:
+        """What each control should be, from the analysis of the input (and ``voiced``, where
+        the F0 target holds)."""
+        return {"f0": analysis.f0, "voiced": analysis.voiced, "envelope": analysis.log_envelope,
+                "voicing": analysis.voicing}
 
     def forward_train(self, features: Tensor, wav: Tensor) -> HeadOutput:
-        """Controls ``f0``, ``envelope`` and ``voicing`` (low bands), and the input's measured
-        pitch as targets; in training mode the measured F0 drives the pulses of the voiced
-        steps of a ``f0_forcing_prob`` share of the items."""
-        f0, ctl, voicing = self.controls(features)
-        with torch.autocast(wav.device.type, enabled=False):  # FFTs and cumulative sums in float32
-            measured, voiced = estimate_f0(wav.float(), self.hop)
+        """Audio and the named controls, with targets from the input's (centred) analysis; in
+        training mode the measured F0 drives the pulses of the voiced steps of a
+        ``f0_forcing_prob`` share of the items."""
+        f0, ctl = self.controls(features)
+        targets = analyze(wav.detach(), self.analysis, causal=False)
         drive = f0
         if self.training and self.f0_forcing_prob > 0:
-            forced = voiced & (torch.rand(wav.shape[0], 1, device=wav.device) < self.f0_forcing_prob)
-            drive = torch.where(forced, measured, f0)
+            forced = targets.voiced & (torch.rand(wav.shape[0], 1, device=wav.device) < self.f0_forcing_prob)
+            drive = torch.where(forced, targets.f0, f0)
         audio, _ = self.synthesize(drive, ctl, self.init_state(features))
-        controls = {"f0": f0, "envelope": ctl[..., :self.bands], "voicing": voicing}
-        return HeadOutput(audio.to(features.dtype), controls, {"f0": measured, "voiced": voiced})
+        controls = {"f0": f0, "envelope": ctl[..., :self.bands], "voicing": ctl[..., self.bands:]}
+        return HeadOutput(audio.to(features.dtype), controls, self.control_targets(targets))
 
     def _filters(self, ctl: Tensor) -> Tensor:
         """Controls ``[B, T, C]`` -> minimum-phase spectra ``[2, B, T, bins]`` of the pulse and
@@ -154,7 +185,7 @@ class SourceFilterHead(StreamingModule, OutputHead):
         return state
 
     def step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        predicted, ctl, _ = self.controls(x)
+        predicted, ctl = self.controls(x)
         out, new_state = self.synthesize(predicted, ctl, state)
         return out.to(x.dtype), new_state
 

@@ -23,7 +23,7 @@ import torch
 from codec.io.audio import resample
 from codec.io.manifest import read_manifest
 from codec.latents import FRAME_SIZE, SAMPLE_RATE
-from codec.training.phonemes import phoneme_ids, phonemize
+from codec.training.phonemes import LANGUAGES, phoneme_ids, phonemize
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 LAYOUTS = ("manifest", "libritts", "ljspeech", "vctk", "folder")
@@ -389,7 +389,7 @@ class AudioDataset(torch.utils.data.Dataset):
         if keep_text:
             if item.phonemes:
                 ids = phoneme_ids(item.phonemes)
-            elif self.phonemize_missing and item.text and item.lang:
+            elif self.phonemize_missing and item.text and item.lang in LANGUAGES:
                 ids = phoneme_ids(phonemize(item.text, item.lang))
         return AudioItem(
             wav=wav.to(torch.float32).contiguous(),

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from codec.heads import SourceFilterHead
 from codec.latents import SAMPLE_RATE
 from codec.model import CodecOutput
 from codec.training.discriminator import (
@@ -23,6 +24,7 @@ from codec.training.discriminator import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
+from codec.training.features import FeatureBatch
 
 
 @dataclass
@@ -52,12 +54,15 @@ class LossConfig:
     commitment: float = 0.1
     codebook: float = 1.0
     distill: float = 1.0
-    # Pitch loss of heads with an "f0" control (the source-filter head; ignored by others):
-    # L1 in octaves over the voiced 10 ms steps of the input.
-    f0: float = 1.0
-    # Voicing loss of heads with a "voicing" control (the source-filter head): binary
-    # cross-entropy of its low-band voicing against the input's voiced / unvoiced steps.
-    voicing: float = 1.0
+    # Control loss of heads with controls (the source-filter head; ignored by others): the
+    # dense regression of each 10 ms step's controls onto the analysis of the input
+    # (codec.analysis): L1 of the log envelope, binary cross-entropy of the voicing logits
+    # against the measured periodic share, and L1 of log2 F0 (octaves) over voiced steps
+    # times ``control_f0``, summed. The F0 part is weighted up because a tenth of an octave
+    # off already ruins a voice, while it is one number per step against the envelope's
+    # 64. The mel, envelope and adversarial terms add what the analysis misses.
+    control: float = 1.0
+    control_f0: float = 10.0
     # Band-envelope loss: 1 - correlation of the third-octave band envelopes of the output and
     # the input over ~0.4 s segments (the comparison STOI makes, differentiable, no clipping).
     # The mel losses compare each 10-80 ms frame on its own; this one rewards following the
@@ -214,22 +219,27 @@ def _adversarial_segment(wav: Tensor, recon: Tensor, seconds: float) -> tuple[Te
     return wav[..., start : start + n], recon[..., start : start + n]
 
 
-def f0_loss(predicted: Tensor, measured: Tensor, voiced: Tensor) -> Tensor:
-    """Mean ``|log2 predicted - log2 measured|`` (octaves) over the ``voiced`` steps.
+def control_losses(controls: dict[str, Tensor], targets: dict[str, Tensor],
+                   mask: Tensor | None = None) -> dict[str, Tensor]:
+    """The parts of ``loss.control``: ``control_envelope`` (mean L1 of the natural-log envelope),
+    ``control_voicing`` (binary cross-entropy of the voicing logits against the periodic share)
+    and ``control_f0`` (mean ``|log2 f0 / target|``, octaves, over the target's voiced steps).
 
-    All ``[B, T]``: F0 in Hz per step (``measured`` and ``voiced`` from
-    :func:`codec.heads.dsp.estimate_f0`); zero when no step is voiced.
+    ``controls`` as the source-filter head names them, ``targets`` its
+    :meth:`~codec.heads.source_filter.SourceFilterHead.control_targets`; all ``[B, T, ...]``;
+    ``mask [B, T]`` keeps only real steps (padding out). Zero where nothing is left.
     """
-    if not bool(voiced.any()):
-        return predicted.sum() * 0.0
-    error = (torch.log2(predicted.float()) - torch.log2(measured.float())).abs()
-    return error[voiced].mean()
-
-
-def voicing_loss(logits: Tensor, voiced: Tensor) -> Tensor:
-    """Binary cross-entropy of voicing ``logits [B, T, n]`` (n bands) against ``voiced [B, T]``."""
-    target = voiced.to(logits.dtype)[..., None].expand_as(logits)
-    return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+    keep = torch.ones_like(targets["voiced"]) if mask is None else mask
+    weight = keep.float()
+    count = weight.sum().clamp_min(1.0)
+    envelope = (controls["envelope"].float() - targets["envelope"].float()).abs().mean(-1)
+    voicing = F.binary_cross_entropy_with_logits(controls["voicing"].float(), targets["voicing"].float().clamp(0, 1),
+                                                 reduction="none").mean(-1)
+    voiced = targets["voiced"] & keep
+    f0 = (torch.log2(controls["f0"].float()) - torch.log2(targets["f0"].float().clamp_min(1.0))).abs()
+    return {"control_envelope": (envelope * weight).sum() / count,
+            "control_voicing": (voicing * weight).sum() / count,
+            "control_f0": (f0 * voiced).sum() / voiced.sum().clamp_min(1)}
 
 
 def generator_terms(out: CodecOutput, wav: Tensor, cfg: LossConfig, recon_loss: ReconstructionLoss,
@@ -237,7 +247,7 @@ def generator_terms(out: CodecOutput, wav: Tensor, cfg: LossConfig, recon_loss: 
     """The generator's loss terms without the adversarial ones: name -> (weight, value).
 
     Terms whose weight is zero, or whose inputs the model does not produce (a head without
-    the control), are left out.
+    controls), are left out.
     """
     decay = 0.5 ** (step / cfg.reconstruction_half_life)
     mel, stft = recon_loss(out.audio, wav, with_stft=cfg.stft > 0)
@@ -246,13 +256,18 @@ def generator_terms(out: CodecOutput, wav: Tensor, cfg: LossConfig, recon_loss: 
         terms["stft"] = (cfg.stft * decay, stft)
     if cfg.waveform > 0:
         terms["waveform"] = (cfg.waveform * decay, F.l1_loss(out.audio, wav))
-    controls, targets = out.head.controls, out.head.targets
-    if cfg.f0 > 0 and "f0" in controls:
-        terms["f0"] = (cfg.f0, f0_loss(controls["f0"], targets["f0"], targets["voiced"]))
-    if cfg.voicing > 0 and "voicing" in controls:
-        terms["voicing"] = (cfg.voicing, voicing_loss(controls["voicing"], targets["voiced"]))
     if cfg.envelope > 0:
         terms["envelope"] = (cfg.envelope, recon_loss.envelope(out.audio, wav))
+    return terms | _control_and_vq_terms(out, cfg)
+
+
+def _control_and_vq_terms(out: CodecOutput, cfg: LossConfig, mask: Tensor | None = None
+                          ) -> dict[str, tuple[float, Tensor]]:
+    terms: dict[str, tuple[float, Tensor]] = {}
+    if cfg.control > 0 and "envelope" in out.head.targets:
+        parts = control_losses(out.head.controls, out.head.targets, mask)
+        terms.update({name: (cfg.control * (cfg.control_f0 if name == "control_f0" else 1.0), value)
+                      for name, value in parts.items()})
     vq = out.quantized.semantic
     terms["commit"] = (cfg.commitment, vq.commitment_loss)
     terms["codebook"] = (cfg.codebook, vq.codebook_loss)
@@ -283,6 +298,8 @@ def codec_train_step(
     Returns:
         Scalars to log (losses, VQ perplexity).
     """
+    if isinstance(batch, FeatureBatch):
+        return _controls_step(model, teacher, cfg, batch, opt)
     wav = batch.wav
     out: CodecOutput = model(wav)
     logs: dict[str, float] = {}
@@ -300,11 +317,25 @@ def codec_train_step(
             real = discriminator(real_wav)
         terms["adv"] = (cfg.adversarial, generator_adversarial_loss(fake))
         terms["feat"] = (cfg.feature_matching, feature_matching_loss(real, fake))
+    return logs | _generator_step(terms, out, teacher, cfg, batch, opt)
+
+
+def _generator_step(terms: dict[str, tuple[float, Tensor]], out: CodecOutput, teacher: nn.Module | None,
+                    cfg: LossConfig, batch, opt: Optimize) -> dict[str, float]:
+    """Add the distillation term, step the generator on the weighted sum; scalars to log."""
     if teacher is not None and cfg.distill > 0:
         terms["distill"] = (cfg.distill, teacher(out.quantized.semantic.vector, batch))
     total = sum(weight * value for weight, value in terms.values())
-    logs.update({name: float(value.detach()) for name, (_, value) in terms.items() if name not in ("stft", "codebook")})
+    logs = {name: float(value.detach()) for name, (_, value) in terms.items() if name not in ("stft", "codebook")}
     logs["perplexity"] = float(out.quantized.semantic.perplexity)
     opt.step("gen", total)
     logs["loss"] = float(total.detach())
     return logs
+
+
+def _controls_step(model: nn.Module, teacher: nn.Module | None, cfg: LossConfig, batch: FeatureBatch,
+                   opt: Optimize) -> dict[str, float]:
+    """A generator step from cached analyses: controls against their targets, no audio."""
+    out: CodecOutput = model(batch.inputs)
+    out.head.targets.update(SourceFilterHead.control_targets(batch.targets))
+    return _generator_step(_control_and_vq_terms(out, cfg, batch.mask), out, teacher, cfg, batch, opt)

@@ -9,6 +9,7 @@ Config sections (YAML): ``trainer`` (:class:`~codec.training.trainer_config.Trai
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +18,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from codec.analysis import analyze
 from codec.config import CodecConfig
-from codec.latents import SAMPLE_RATE
+from codec.io.audio import read_audio
+from codec.latents import FRAME_SIZE, SAMPLE_RATE
 from codec.model import HybridCodec
 from codec.training.data import AudioBatch, AudioDataset, collate_audio, load_items
 from codec.training.discriminator import DiscriminatorConfig, MultiResolutionDiscriminator
-from codec.training.losses import LossConfig, ReconstructionLoss, codec_train_step
+from codec.training.features import (
+    FeatureBatch,
+    FeatureDataset,
+    FeatureItem,
+    clean_analyses,
+    collate_features,
+)
+from codec.training.losses import LossConfig, ReconstructionLoss, codec_train_step, control_losses
 from codec.training.step import StepRunner, TrainingTask
 from codec.training.teachers import TeacherConfig, build_teacher
 from codec.training.trainer import TrainResult, run_training
@@ -36,6 +46,11 @@ class CodecDataConfig:
     :func:`codec.training.data.load_items` reads; a manifest's ``split`` field is filtered with
     ``train_split`` / ``valid_split``. Whole utterances up to ``max_seconds`` are used
     (their transcripts feed the phoneme teacher) unless ``segment_seconds`` is set.
+
+    ``analysis_cache``: train from these analysis caches (:mod:`codec.training.features`)
+    instead of ``train``'s audio: the controls of an analysis-driven codec against their
+    targets, no audio rendered (``loss.control`` and the quantizer and teacher terms only);
+    validation still runs on ``valid``'s audio.
     """
 
     train: list[str] = field(default_factory=lambda: ["data/corpus/manifest.jsonl"])
@@ -45,8 +60,11 @@ class CodecDataConfig:
     max_seconds: float = 4.0
     segment_seconds: float | None = None
     loudness_db: float | None = -20.0
+    analysis_cache: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if isinstance(self.analysis_cache, str):
+            self.analysis_cache = [self.analysis_cache]
         if isinstance(self.train, str):
             self.train = [self.train]
         if isinstance(self.valid, str):
@@ -73,13 +91,37 @@ class CodecTask(TrainingTask):
     """Codec + discriminator + semantic teacher, trained with :func:`codec.training.losses.codec_train_step`."""
 
     def __init__(self, model: CodecConfig, loss: LossConfig, discriminator: DiscriminatorConfig,
-                 teacher: TeacherConfig, data: CodecDataConfig) -> None:
+                 teacher: TeacherConfig, data: CodecDataConfig, fit_transform: bool = True) -> None:
         self.codec = HybridCodec(model).train()
+        if model.block_transform and fit_transform:
+            self._fit_block_transform(data)
         self.loss_cfg = loss
         self.data_cfg = data
         self.discriminator = MultiResolutionDiscriminator(discriminator) if loss.adversarial > 0 else None
         self.teacher = build_teacher(teacher, model.semantic_dim)
+        self.teacher_config = teacher
         self.recon = ReconstructionLoss(loss)
+
+    def _fit_block_transform(self, data: CodecDataConfig, hours: float = 2.0) -> None:
+        """Fit the encoder's and decoder's block transform on the training analysis cache, or
+        else on the analysis of the first ``hours`` of the training audio (a run that starts
+        from other weights, or resumes, loads its fitted transform with them)."""
+        config = self.codec.config.analysis
+        if data.analysis_cache:
+            analyses = clean_analyses(data.analysis_cache, config)
+        else:
+            analyses, steps = [], 0
+            for item in _dataset(data.train, data.train_split, data).items:
+                if steps >= hours * 360000:
+                    break
+                wav, _ = read_audio(item.path)
+                n = len(wav) // FRAME_SIZE * FRAME_SIZE
+                if n:
+                    analyses.append(analyze(torch.from_numpy(wav[:n])[None, None], config))
+                    steps += n // self.codec.config.patch_size
+        block = self.codec.encoder.block
+        block.fit(analyses)
+        self.codec.decoder.block.load_state_dict(block.state_dict())
 
     def modules(self) -> dict[str, nn.Module]:
         mods: dict[str, nn.Module] = {"codec": self.codec}
@@ -96,8 +138,12 @@ class CodecTask(TrainingTask):
             groups["disc"] = list(self.discriminator.parameters())
         return groups
 
-    def train_dataset(self) -> AudioDataset:
-        return _dataset(self.data_cfg.train, self.data_cfg.train_split, self.data_cfg)
+    def train_dataset(self) -> AudioDataset | FeatureDataset:
+        cfg = self.data_cfg
+        if cfg.analysis_cache:
+            return FeatureDataset(cfg.analysis_cache, self.codec.config.analysis,
+                                  max_steps=int(cfg.max_seconds * 100) // 8 * 8)
+        return _dataset(cfg.train, cfg.train_split, cfg)
 
     def valid_dataset(self) -> AudioDataset | None:
         if not self.data_cfg.valid:
@@ -105,10 +151,16 @@ class CodecTask(TrainingTask):
         return _dataset(self.data_cfg.valid, self.data_cfg.valid_split, self.data_cfg)
 
     def module_configs(self) -> dict[str, dict[str, Any]]:
-        # codec.load reads a checkpoint's codec.json + codec.safetensors like a model folder.
-        return {"codec": self.codec.config.to_dict()}
+        # codec.load reads a checkpoint's codec.json + codec.safetensors like a model folder;
+        # teacher.json lets export keep a phoneme teacher as the codec's phoneme recogniser.
+        configs = {"codec": self.codec.config.to_dict()}
+        if self.teacher is not None:
+            configs["teacher"] = dataclasses.asdict(self.teacher_config)
+        return configs
 
-    def collate(self, items: list[Any]) -> AudioBatch:
+    def collate(self, items: list[Any]) -> AudioBatch | FeatureBatch:
+        if items and isinstance(items[0], FeatureItem):
+            return collate_features(items, self.codec.config.analysis)
         return collate_audio(items)
 
     def train_step(self, batch: AudioBatch, step: int, opt: StepRunner) -> dict[str, float]:
@@ -133,6 +185,11 @@ class CodecTask(TrainingTask):
             codes.append(out.quantized.semantic.codes.flatten().cpu())
             mel, _ = self.recon(out.audio, batch.wav, with_stft=False)
             add("mel", float(mel))
+            if "envelope" in out.head.targets:
+                steps = torch.arange(out.head.targets["voiced"].shape[1], device=batch.lengths.device)
+                real = steps[None, :] < (batch.lengths // self.codec.config.patch_size)[:, None]  # not padding
+                for name, value in control_losses(out.head.controls, out.head.targets, real).items():
+                    add(name, float(value))
             for b in range(batch.wav.shape[0]):
                 n = int(batch.lengths[b])
                 ref = batch.wav[b, 0, :n].float().cpu().numpy()
@@ -171,6 +228,7 @@ SCHEMA: dict[str, type] = {
 def train(config_path: str | Path | None, overrides: Sequence[str] = (), resume: bool = False) -> TrainResult:
     """Train a codec from a YAML config (+ ``section.key=value`` overrides); see ``configs/*.yaml``."""
     return run_training(
-        lambda c: CodecTask(c["model"], c["loss"], c["discriminator"], c["teacher"], c["data"]),
+        lambda c: CodecTask(c["model"], c["loss"], c["discriminator"], c["teacher"], c["data"],
+                            fit_transform=not c["trainer"].init_from),
         config_path, overrides, resume, schema=SCHEMA,
     )

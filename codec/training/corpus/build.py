@@ -1,6 +1,9 @@
-"""A multilingual, multi-speaker speech corpus synthesised offline.
+"""A multilingual, multi-speaker speech corpus built offline: synthetic voices, recorded
+human speech and a natural-sounding neural voice.
 
-Voices come from three engines installed as Debian packages:
+Recorded speech and the Piper voice: :mod:`codec.training.corpus.recorded` (Asterisk
+prompts in five languages, festvox-ru's database, CC0 Piper English). Synthetic voices
+come from three engines installed as Debian packages:
 - MBROLA diphone voices (recorded human diphones) driven by espeak-ng (``espeak-ng -v mb-us1``);
 - Festival voices (``text2wave``: diphone voices and the HTS voice ``cmu_us_slt_arctic_hts``);
 - espeak-ng's own formant voices with variants (``en-us+m3``).
@@ -20,8 +23,9 @@ Layout written under ``out``::
     manifest.jsonl                              all splits, one JSON object per utterance
     train.jsonl  valid.jsonl  test.jsonl        the same records split by voice
 
-Each record: ``{"path", "text", "phonemes", "lang", "speaker", "duration", "split"}`` with
-``path`` relative to the manifest's folder. Building is resumable: an utterance whose FLAC
+Each record: ``{"path", "text", "phonemes", "lang", "speaker", "duration", "split", "source",
+"license"}`` with ``path`` relative to the manifest's folder (``phonemes`` is null for a
+language outside the nine of :data:`LANGUAGES`). Building is resumable: an utterance whose FLAC
 exists is not synthesised again (files are written under a temporary name and renamed).
 """
 
@@ -40,6 +44,7 @@ import soundfile as sf
 
 from codec.io.manifest import write_manifest
 from codec.latents import SAMPLE_RATE
+from codec.training.corpus.recorded import RecordedConfig, build_recorded
 from codec.training.corpus.sentences import load_sentences
 from codec.training.corpus.synthesis import finish_audio, require_program, synthesize_many
 from codec.training.corpus.voices import RATES, SPLITS, VOICES, Speaker, Voice, make_speakers
@@ -64,6 +69,7 @@ class CorpusConfig:
             (and replaced by silence) is discarded.
         voices: the voice table (default `VOICES`), filtered by ``langs``.
         sentences: sentence pools per language (default: `load_sentences`).
+        recorded: the recorded and Piper sources (None: synthetic voices only).
     """
 
     out: Path
@@ -78,6 +84,7 @@ class CorpusConfig:
     max_missing_diphones: int = 2
     voices: tuple[Voice, ...] = VOICES
     sentences: dict[str, list[str]] | None = None
+    recorded: RecordedConfig | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -122,6 +129,16 @@ class _Task:
     max_seconds: float
     max_missing_diphones: int
     seed: int
+
+
+def _provenance(voice: Voice) -> dict[str, str]:
+    """Engine and licence of a synthetic voice's audio (for the manifest and the model card)."""
+    if voice.voice.startswith("mb-"):
+        return {"source": "mbrola", "license": f"MBROLA voice {voice.voice[3:]} (Debian non-free: "
+                                              "non-commercial, non-military use)"}
+    if voice.engine == "festival":
+        return {"source": "festival", "license": f"Festival voice {voice.voice} (Debian main, free licence)"}
+    return {"source": "espeak-ng", "license": "espeak-ng formant synthesis (GPL-3.0-or-later program)"}
 
 
 def _speaker_dir(out: Path, spk: Speaker) -> Path:
@@ -185,6 +202,7 @@ def _run_speaker(task: _Task) -> tuple[list[dict], int, int]:
                     "speaker": spk.id,
                     "duration": round(duration, 4),
                     "split": spk.voice.split,
+                    **_provenance(spk.voice),
                 }
             )
             total += duration
@@ -237,11 +255,15 @@ def build_corpus(config: CorpusConfig) -> CorpusSummary:
             # map keeps task order, so the manifest does not depend on scheduling.
             results = list(pool.map(_run_speaker, tasks))
     records = [r for recs, _, _ in results for r in recs]
-    for lang in pools:
+    if config.recorded is not None:
+        records.extend(build_recorded(config.out, config.recorded))
+    for lang in sorted({r["lang"] for r in records}):
         idx = [i for i, r in enumerate(records) if r["lang"] == lang]
-        for i, ph in zip(idx, phonemize_many([records[i]["text"] for i in idx], lang), strict=True):
+        phonemes = (phonemize_many([records[i]["text"] for i in idx], lang) if lang in LANGUAGES
+                    else [None] * len(idx))
+        for i, ph in zip(idx, phonemes, strict=True):
             records[i]["phonemes"] = ph
-    keys = ("path", "text", "phonemes", "lang", "speaker", "duration", "split")
+    keys = ("path", "text", "phonemes", "lang", "speaker", "duration", "split", "source", "license")
     records = [{k: r[k] for k in keys} for r in records]
     manifest = config.out / "manifest.jsonl"
     write_manifest(manifest, records)
@@ -256,6 +278,7 @@ def build_corpus(config: CorpusConfig) -> CorpusSummary:
         discarded=sum(d for _, _, d in results),
         seconds=time.time() - t0,
         per_lang_hours={
-            lang: sum(r["duration"] for r in records if r["lang"] == lang) / 3600 for lang in pools
+            lang: sum(r["duration"] for r in records if r["lang"] == lang) / 3600
+            for lang in sorted({r["lang"] for r in records})
         },
     )
