@@ -156,7 +156,7 @@ def test_training_steps_teach_the_head_pitch_and_voicing() -> None:
     logs = [codec_train_step(m, None, None, recon, loss_cfg, WavBatch(wav), step, opt) for step in range(40)]
     assert logs[-1]["control_f0"] < 0.5 * logs[0]["control_f0"]
     assert logs[-1]["control_voicing"] < 0.9 * logs[0]["control_voicing"]
-    assert logs[-1]["control_envelope"] < 0.5 * logs[0]["control_envelope"]
+    assert logs[-1]["control_envelope"] < 0.6 * logs[0]["control_envelope"]
     with torch.no_grad():
         out = m.eval()(wav)
     assert out.head.controls["voicing"].shape == out.head.targets["voicing"].shape == (2, 24, VBANDS)

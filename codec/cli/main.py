@@ -8,14 +8,12 @@ and a function running it on the parsed namespace; the work itself lives in
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -253,25 +251,6 @@ def _run_train(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def with_phoneme_recognizer(model: HybridCodec, checkpoint: Path) -> HybridCodec:
-    """``model`` with the checkpoint's phoneme teacher (its CTC head on the semantic stream)
-    as its phoneme recogniser, when the checkpoint has one (``teacher.json`` of kind
-    ``phonemes``); otherwise ``model`` itself."""
-    meta = checkpoint / "teacher.json"
-    if model.phonemes is not None or not meta.is_file() or json.loads(meta.read_text()).get("kind") != "phonemes":
-        return model
-    from safetensors.torch import load_file
-
-    upsample = int(json.loads(meta.read_text())["ctc_upsample"])
-    head = load_file(str(checkpoint / "teacher.safetensors"))
-    classes = head["head.weight"].shape[0] // upsample
-    config = dataclasses.replace(model.config, phoneme_upsample=upsample, phoneme_classes=classes)
-    out = HybridCodec(config)
-    out.load_state_dict({**model.state_dict(), "phonemes.weight": head["head.weight"],
-                         "phonemes.bias": head["head.bias"]})
-    return out.eval()
-
-
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a training checkpoint folder (runs/NAME/checkpoints/step_*)")
     p.add_argument("output", help="folder to write config.json + model.safetensors into")
@@ -284,7 +263,7 @@ def _run_export(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.checkpoint):
         raise UsageError(f"checkpoint folder {args.checkpoint!r} does not exist")
     try:
-        model = with_phoneme_recognizer(load(args.checkpoint), Path(args.checkpoint))
+        model = load(args.checkpoint)
     except Exception as err:
         raise _ModelLoadError(f"cannot load checkpoint {args.checkpoint!r}: {err}") from err
     folder = model.save(args.output, dtype=getattr(torch, args.dtype), overwrite=args.overwrite)
