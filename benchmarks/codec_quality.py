@@ -31,7 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import REPO_ROOT, Panel, Report, Series, format_number, markdown_table
+from benchmarks.common import (
+    REPO_ROOT,
+    Panel,
+    Report,
+    Series,
+    format_number,
+    markdown_table,
+    parse_with_out,
+)
 from benchmarks.systems import BASELINE_NAMES, Hylac, System, SystemUnavailable, build_baseline
 from codec import metrics as M
 from codec.io.audio import read_audio
@@ -296,8 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "before scoring, so systems get, and are scored against, the band-limited signal")
     parser.add_argument("--int8", action="store_true",
                         help="also score each hylac model with int8 weights (`use_int8()`, CPU)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
-    args = parser.parse_args(argv)
+    args = parse_with_out(parser, argv)
 
     clips = gather_clips(args.data, args.data_lang, args.max_clips, args.max_seconds)
     if args.band:

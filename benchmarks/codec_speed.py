@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from benchmarks.cli_memory import MemoryResult, measure_memory
-from benchmarks.common import REPO_ROOT, Panel, Report, Series, format_number, markdown_table
+from benchmarks.common import Panel, Report, Series, format_number, markdown_table, parse_with_out
 from benchmarks.systems import PEERS, Hylac, HylacFrontEnd, NeuralCodec, sync
 
 FRAME_SAMPLES_24K = 1920  # one 80 ms frame at 24 kHz (hylac and Mimi both use it)
@@ -354,8 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "memory are always measured on the CPU")
     parser.add_argument("--no-int8", action="store_true",
                         help="skip the int8 copy of each hylac model (CPU rows, `use_int8()`)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
-    args = parser.parse_args(argv)
+    args = parse_with_out(parser, argv)
 
     quick = args.quick
     settings = {

@@ -6,6 +6,7 @@ in), `<name>.md` (the table a reader compares) and `<name>.png` (matplotlib, Agg
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import math
@@ -21,6 +22,16 @@ import numpy as np
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Where a benchmark writes its results unless ``--out`` names another folder.
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+
+
+def parse_with_out(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+                   default: Path = RESULTS_DIR) -> argparse.Namespace:
+    """Add ``--out`` (last, after the benchmark's own options) and parse ``argv``, so every
+    benchmark takes its output folder the same way."""
+    parser.add_argument("--out", type=Path, default=default)
+    return parser.parse_args(argv)
 
 
 def git_commit(root: Path = REPO_ROOT) -> str | None:

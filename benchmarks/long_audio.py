@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.common import REPO_ROOT, Panel, Report, Series, format_number, markdown_table
+from benchmarks.common import Panel, Report, Series, format_number, markdown_table, parse_with_out
 
 SAMPLE_RATE = 24000
 TARGET_MB = 1500.0
@@ -156,8 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--chunk-seconds", type=float, default=30.0)
     parser.add_argument("--tmp", type=Path, default=None, help="folder for the temporary audio (default: system temp)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
-    args = parser.parse_args(argv)
+    args = parse_with_out(parser, argv)
     data = measure(args)
     report(data, args.out)
     print((args.out / "long_audio.md").read_text())

@@ -34,7 +34,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from benchmarks.common import REPO_ROOT, Report, format_number, markdown_table
+from benchmarks.common import (
+    REPO_ROOT,
+    RESULTS_DIR,
+    Report,
+    format_number,
+    markdown_table,
+    parse_with_out,
+)
 
 SAMPLE_RATE = 24000
 PROMPTS: tuple[tuple[str, int], ...] = (
@@ -233,8 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads of the server")
     p.add_argument("--queue", type=int, default=64)
     p.add_argument("--max-seconds", type=float, default=30.0, help="the server's length limit of one utterance")
-    p.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "serve")
-    args = p.parse_args(argv)
+    args = parse_with_out(p, argv, RESULTS_DIR / "serve")
     if not args.voices.is_dir():
         p.error(f"--voices {args.voices} is not a folder")
     output = Report("serve_load", "hylac-tts serve under load")  # the environment before the load

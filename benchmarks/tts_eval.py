@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 import tts
-from benchmarks.common import REPO_ROOT
+from benchmarks.common import REPO_ROOT, RESULTS_DIR
 from benchmarks.tts_bench import corpus, curve, everyday, languages
 from benchmarks.tts_bench.data import (
     EVERYDAY_EN,
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     # Short prompts are expected (corpus prompts, some real clips); the warning would repeat.
     warnings.filterwarnings("ignore", message="voice prompt is only")
     if args.out is None:
-        args.out = REPO_ROOT / "benchmarks" / "results" / ("quick" if args.quick else "")
+        args.out = RESULTS_DIR / ("quick" if args.quick else "")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         if args.quick:

@@ -9,6 +9,7 @@ import struct
 import sys
 from pathlib import Path
 
+import audio_helpers
 import numpy as np
 import pytest
 import soundfile as sf
@@ -28,17 +29,8 @@ SR = 16000
 
 
 def speechlike(seconds: float, seed: int = 0, sr: int = SR) -> np.ndarray:
-    """Voiced pulse train with moving pitch and a syllabic envelope, float32 `[N]`."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sr)
-    t = np.arange(n) / sr
-    pitch = 110 + 30 * np.sin(2 * np.pi * 1.5 * t + rng.uniform(0, 6))
-    phase = np.cumsum(2 * np.pi * pitch / sr)
-    source = sum(np.sin(k * phase) / k for k in range(1, 25))
-    formants = sum(0.2 * np.sin(2 * np.pi * f * t) for f in (500, 1500, 2500))
-    envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None) ** 0.5
-    x = source * (1 + formants) * envelope + 0.003 * rng.standard_normal(n)
-    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+    """The shared speech stand-in with a lower voice: 110 Hz, moving by 30 Hz."""
+    return audio_helpers.speechlike(seconds, seed, sr, f0=110.0, vibrato=30.0)
 
 
 @pytest.fixture(scope="module")

@@ -10,24 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from audio_helpers import speechlike
 
 from codec import metrics as M
 
 SR = 16000
-
-
-def speechlike(seconds: float, seed: int = 0, sr: int = SR, f0: float = 120.0) -> np.ndarray:
-    """Voiced pulse train with moving pitch, formant modulation and a syllabic envelope. `[N]`."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sr)
-    t = np.arange(n) / sr
-    pitch = f0 + 0.25 * f0 * np.sin(2 * np.pi * 1.5 * t + rng.uniform(0, 6))
-    phase = np.cumsum(2 * np.pi * pitch / sr)
-    source = sum(np.sin(k * phase) / k for k in range(1, 25))
-    formants = sum(0.2 * np.sin(2 * np.pi * f * t) for f in (500, 1500, 2500))
-    envelope = np.clip(np.sin(2 * np.pi * 3.0 * t), 0, None) ** 0.5
-    x = source * (1 + formants) * envelope + 0.003 * rng.standard_normal(n)
-    return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
 
 def noisy(x: np.ndarray, snr_db: float, seed: int = 1) -> np.ndarray:

@@ -20,7 +20,7 @@ import soundfile as sf
 import torch
 
 from codec import FRAME_SIZE, CodecConfig, HybridCodec, load_latents, save_latents
-from tts import Synthesizer, TTSConfig, TTSModel
+from tts import Synthesizer, TTSModel
 from tts.serve import ServerConfig, VoiceLibrary, create_app
 from tts.serve.server import ServerThread
 from tts.serve.voices import prepare_voice
@@ -47,15 +47,9 @@ def wav_bytes(seconds: float, sr: int = SR) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def synth() -> Synthesizer:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    codec_model = HybridCodec(CodecConfig.tiny()).eval()
-    torch.manual_seed(1)
-    cfg = TTSConfig.tiny(semantic_dim=codec_model.semantic_dim, codec_latent_hash=codec_model.latent_hash)
-    yield Synthesizer(TTSModel(cfg), codec_model)
-    torch.set_num_threads(n)
+def synth(one_torch_thread: None, tiny_synth: Synthesizer) -> Synthesizer:
+    """The tiny test model, run on one torch thread while this module's server uses it."""
+    return tiny_synth
 
 
 @pytest.fixture(scope="module")
@@ -338,16 +332,9 @@ def test_codec_endpoints_round_trip_and_validate(url, synth, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def model_dir(synth, tmp_path_factory) -> Path:
-    """The test model as a folder, for the server started as its own process."""
-    model = tmp_path_factory.mktemp("serve") / "model"
-    synth.codec.save(model / "codec")
-    shared, synth.model.config.codec = synth.model.config.codec, "codec"  # relative to the model folder
-    try:
-        synth.save(model)
-    finally:
-        synth.model.config.codec = shared
-    return model
+def model_dir(synth: Synthesizer, tiny_tts_dir: Path) -> Path:
+    """The test model as a folder (named ``model``), for the server started as its own process."""
+    return tiny_tts_dir
 
 
 @pytest.fixture(scope="module")

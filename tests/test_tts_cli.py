@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from codec import FRAME_SIZE, CodecConfig, ExitCode, HybridCodec
-from tts import Synthesizer, TTSConfig, TTSModel
+from codec import FRAME_SIZE, ExitCode
+from tts import Synthesizer
 from tts.cli import main
 
 SR = 24000
@@ -22,17 +21,9 @@ FAST = ["--steps", "1", "--max-seconds", "0.4"]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    codec_model = HybridCodec(CodecConfig.tiny()).eval()
-    torch.manual_seed(1)
-    cfg = TTSConfig.tiny(semantic_dim=codec_model.semantic_dim, codec_latent_hash=codec_model.latent_hash,
-                         codec="codec")  # relative to the TTS folder
-    root = tmp_path_factory.mktemp("tts") / "tts"
-    synth = Synthesizer(TTSModel(cfg), codec_model)
-    codec_model.save(root / "codec")
-    synth.save(root)
-    return root
+def model_dir(tiny_tts_dir: Path) -> Path:
+    """The model the console script speaks with: a tiny random one with its codec in a subfolder."""
+    return tiny_tts_dir
 
 
 @pytest.fixture(scope="module")

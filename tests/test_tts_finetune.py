@@ -18,8 +18,8 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from codec import FRAME_SIZE, CodecConfig, ExitCode, HybridCodec
-from tts import SamplingConfig, Synthesizer, TTSConfig, TTSModel, load
+from codec import FRAME_SIZE, ExitCode
+from tts import SamplingConfig, load
 from tts.cli import main
 from tts.finetune import DataError, FinetuneConfig, finetune
 
@@ -29,27 +29,13 @@ TEXTS = ["The cat sat on the mat.", "A quick brown fox.", "Hello there, my frien
          "Bring me some tea.", "We walked home slowly."]
 FAST = ["--steps", "2", "--batch-size", "2", "--threads", "1", "--device", "cpu"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """A tiny random TTS model with its tiny codec in a subfolder (``codec: "codec"``, relative)."""
-    torch.manual_seed(0)
-    codec_model = HybridCodec(CodecConfig.tiny()).eval()
-    torch.manual_seed(1)
-    cfg = TTSConfig.tiny(semantic_dim=codec_model.semantic_dim, codec_latent_hash=codec_model.latent_hash,
-                         codec="codec")
-    root = tmp_path_factory.mktemp("base") / "base"
-    Synthesizer(TTSModel(cfg), codec_model).save(root)
-    codec_model.save(root / "codec")
-    return root
+def model_dir(tiny_tts_dir: Path) -> Path:
+    """The model fine-tuning starts from: a tiny random one with its codec in a subfolder."""
+    return tiny_tts_dir
 
 
 def write_clip(path: Path, seconds: float, f0: float = 150.0, text: str | None = None, rate: int = SR) -> Path:

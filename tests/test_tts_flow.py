@@ -8,14 +8,7 @@ import torch
 from tts.flow import FlowHead, flow_matching_loss, sinusoidal_embedding
 from tts.sampler import FlowSampler, guided_velocity, time_grid
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny ops are dominated by thread synchronisation on a busy 2-core machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,35 +17,19 @@ from tts.cli import main
 SR = 24000
 FAST = SamplingConfig(steps=2, max_seconds=0.8)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def codec_model() -> HybridCodec:
-    torch.manual_seed(0)
-    return HybridCodec(CodecConfig.tiny()).eval()
+def synth(tiny_synth: Synthesizer) -> Synthesizer:
+    """The tiny random TTS model and codec these tests speak with."""
+    return tiny_synth
 
 
 @pytest.fixture(scope="module")
-def synth(codec_model) -> Synthesizer:
-    torch.manual_seed(1)
-    cfg = TTSConfig.tiny(semantic_dim=codec_model.semantic_dim, codec_latent_hash=codec_model.latent_hash)
-    return Synthesizer(TTSModel(cfg), codec_model)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, synth) -> str:
-    root = tmp_path_factory.mktemp("tts")
-    synth.codec.save(root / "tts" / "codec")
-    synth.model.config.codec = "codec"  # relative to the TTS folder
-    synth.save(root / "tts")
-    return str(root / "tts")
+def model_dir(tiny_tts_dir: Path) -> str:
+    """`synth` as a model folder (a string, as the command line gets it)."""
+    return str(tiny_tts_dir)
 
 
 def _voice(seconds: float, sr: int = SR, seed: int = 0) -> torch.Tensor:
@@ -186,13 +171,13 @@ def test_load_folder_with_relative_codec(model_dir, synth):
     torch.testing.assert_close(a, b)
 
 
-def test_a_decoder_fine_tune_of_the_codec_is_accepted(model_dir, codec_model):
+def test_a_decoder_fine_tune_of_the_codec_is_accepted(model_dir, tiny_codec):
     tuned = HybridCodec(CodecConfig.tiny()).eval()
-    tuned.load_state_dict(codec_model.state_dict())
+    tuned.load_state_dict(tiny_codec.state_dict())
     with torch.no_grad():
         for p in tuned.decoder.parameters():
             p.mul_(1.01)
-    assert tuned.weights_hash != codec_model.weights_hash
+    assert tuned.weights_hash != tiny_codec.weights_hash
     assert load(model_dir, codec=tuned).codec is tuned
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from codec import FRAME_SIZE, CodecConfig, CodecStamp, HybridCodec, Latents, save_latents
+from codec import FRAME_SIZE, CodecStamp, HybridCodec, Latents, save_latents
 from tts import TTSConfig, load
 from tts.data import DataConfig, LatentPairDataset, collate, read_manifest
 from tts.text import TextFrontend
@@ -20,22 +20,14 @@ SPEAKERS = {"spk-a": ("train", "en", 3), "spk-b": ("train", "fr", 3), "spk-c": (
             "spk-v": ("valid", "en", 2)}
 TEXTS = {"en": "The cat sat on the mat.", "fr": "Le chat dort.", "de": "Die Katze schläft."}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> dict:
+def corpus(tmp_path_factory, tiny_codec: HybridCodec) -> dict:
     """A tiny latent manifest: random codes written as real .hylat files by a tiny codec."""
     root = tmp_path_factory.mktemp("latents")
-    torch.manual_seed(0)
-    codec = HybridCodec(CodecConfig.tiny()).eval()
-    codec.save(root / "codec")
+    tiny_codec.save(root / "codec")
     g = torch.Generator().manual_seed(0)
     lines = []
     for spk, (split, lang, count) in SPEAKERS.items():
@@ -44,12 +36,12 @@ def corpus(tmp_path_factory) -> dict:
             lat = Latents(torch.randint(0, 8192, (1, frames), generator=g),
                           torch.randint(0, 21, (1, frames, A), generator=g), frames * FRAME_SIZE - 100)
             rel = f"{spk}/{k}.hylat"
-            save_latents(root / rel, lat, codec)
+            save_latents(root / rel, lat, tiny_codec)
             lines.append({"path": f"{spk}/{k}.flac", "text": TEXTS[lang], "lang": lang, "speaker": spk,
                           "duration": lat.duration, "split": split, "latents": rel, "num_frames": frames})
     manifest = root / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    return {"manifest": manifest, "codec": codec, "codec_dir": root / "codec"}
+    return {"manifest": manifest, "codec": tiny_codec, "codec_dir": root / "codec"}
 
 
 def _data_config(corpus, **kw) -> DataConfig:

@@ -55,6 +55,19 @@ def _bounded(name: str, kind: type) -> Callable[[str], float]:
     return parse
 
 
+def _add_bounded(p: argparse.ArgumentParser, flag: str, kind: type, default: float, help: str | None = None,
+                 limit: str | None = None) -> None:
+    """Add an option checked against its range in :data:`tts.config.LIMITS` (``limit``, by default
+    the flag's name); ``{range}`` and ``{default}`` in ``help`` are filled in from the same values,
+    so the help text cannot drift from what the option accepts."""
+    limit = limit or flag.removeprefix("--").replace("-", "_")
+    spec = "d" if kind is int else "g"
+    low, high = getattr(LIMITS, limit)
+    if help is not None:
+        help = help.format(range=f"{low:{spec}}-{high:{spec}}", default=default)
+    p.add_argument(flag, type=_bounded(limit, kind), default=default, help=help)
+
+
 def _load(model: str, device: str):
     import torch
 
@@ -194,7 +207,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--default-lang", choices=LANGUAGES, default=d.default_language, metavar="LANG",
                    help=f"language of requests that name none (default {d.default_language})")
     s.add_argument("--device", default="cpu")
-    s.add_argument("--threads", type=_bounded("threads", int), default=0, help="CPU threads (0 = torch's default)")
+    _add_bounded(s, "--threads", int, 0, "CPU threads (0 = torch's default)")
     s.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     s.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
     s.set_defaults(func=_serve)
@@ -252,18 +265,15 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--model", default=d.model, help=f"model to start from: shipped name or folder (default {d.model})")
     f.add_argument("--lang", choices=LANGUAGES, default=d.lang, metavar="LANG",
                    help=f"language of clips that name none: {' '.join(LANGUAGES)} (default {d.lang})")
-    lim = LIMITS
-    f.add_argument("--steps", type=_bounded("train_steps", int), default=d.steps,
-                   help=f"total training steps (default {d.steps}; {lim.train_steps[0]}-{lim.train_steps[1]})")
-    f.add_argument("--batch-size", type=_bounded("batch_size", int), default=d.batch_size,
-                   help=f"clips per step (default {d.batch_size})")
-    f.add_argument("--lr", type=_bounded("lr", float), default=d.lr,
-                   help=f"peak learning rate after the warm-up (default {d.lr:g})")
-    f.add_argument("--valid-fraction", type=_bounded("valid_fraction", float), default=d.valid_fraction,
-                   help=f"share of clips held out for the validation loss, at least 2 of one speaker; 0 = none "
-                        f"(default {d.valid_fraction:g})")
-    f.add_argument("--seed", type=_bounded("seed", int), default=DEFAULT_SEED, help="random seed (default 0)")
-    f.add_argument("--threads", type=_bounded("threads", int), default=0, help="CPU threads (0 = torch's default)")
+    _add_bounded(f, "--steps", int, d.steps, "total training steps (default {default}; {range})",
+                 limit="train_steps")
+    _add_bounded(f, "--batch-size", int, d.batch_size, "clips per step (default {default})")
+    _add_bounded(f, "--lr", float, d.lr, "peak learning rate after the warm-up (default {default:g})")
+    _add_bounded(f, "--valid-fraction", float, d.valid_fraction,
+                 "share of clips held out for the validation loss, at least 2 of one speaker; 0 = none "
+                 "(default {default:g})")
+    _add_bounded(f, "--seed", int, DEFAULT_SEED, "random seed (default {default})")
+    _add_bounded(f, "--threads", int, 0, "CPU threads (0 = torch's default)")
     f.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device,
                    help="where to train (default auto: CUDA when present)")
     again = f.add_mutually_exclusive_group()
@@ -308,23 +318,16 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     g.add_argument("-o", "--out", required=True, help="output audio file (.wav, .flac, .opus, .ogg, .mp3)")
     g.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     g.add_argument("--model", default="hylac-tts-tiny", help="shipped model name or model folder")
-    lim = LIMITS
-    g.add_argument("--steps", type=_bounded("steps", int), default=d.steps,
-                   help=f"flow ODE solver steps per frame ({lim.steps[0]}-{lim.steps[1]})")
-    g.add_argument("--cfg", type=_bounded("cfg", float), default=d.cfg,
-                   help=f"classifier-free guidance strength, 1 = none ({lim.cfg[0]:g}-{lim.cfg[1]:g})")
-    g.add_argument("--temperature", type=_bounded("temperature", float), default=d.temperature,
-                   help=f"semantic sampling temperature, 0 = greedy ({lim.temperature[0]:g}-{lim.temperature[1]:g})")
-    g.add_argument("--top-k", type=_bounded("top_k", int), default=d.top_k,
-                   help=f"semantic top-k, 0 = all ({lim.top_k[0]}-{lim.top_k[1]})")
+    _add_bounded(g, "--steps", int, d.steps, "flow ODE solver steps per frame ({range})")
+    _add_bounded(g, "--cfg", float, d.cfg, "classifier-free guidance strength, 1 = none ({range})")
+    _add_bounded(g, "--temperature", float, d.temperature, "semantic sampling temperature, 0 = greedy ({range})")
+    _add_bounded(g, "--top-k", int, d.top_k, "semantic top-k, 0 = all ({range})")
     g.add_argument("--solver", choices=SOLVERS, default=d.solver)
     g.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    g.add_argument("--max-seconds", type=_bounded("max_seconds", float), default=d.max_seconds,
-                   help=f"length limit of the output ({lim.max_seconds[0]:g}-{lim.max_seconds[1]:g} s)")
-    g.add_argument("--seed", type=_bounded("seed", int), default=DEFAULT_SEED,
-                   help=f"random seed: the same command gives the same audio (default {DEFAULT_SEED})")
+    _add_bounded(g, "--max-seconds", float, d.max_seconds, "length limit of the output ({range} s)")
+    _add_bounded(g, "--seed", int, DEFAULT_SEED, "random seed: the same command gives the same audio (default {default})")
     g.add_argument("--device", default="cpu")
-    g.add_argument("--threads", type=_bounded("threads", int), default=0, help="CPU threads (0 = torch's default)")
+    _add_bounded(g, "--threads", int, 0, "CPU threads (0 = torch's default)")
     _add_common(g)
     g.set_defaults(func=_generate)
 
@@ -352,9 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default="out", help="folder for tts_<lang>.wav")
     m.add_argument("--model", default="hylac-tts-tiny", help="shipped model name or model folder")
     m.add_argument("--split", default="test")
-    m.add_argument("--seed", type=_bounded("seed", int), default=DEFAULT_SEED)
-    m.add_argument("--max-seconds", type=_bounded("max_seconds", float), default=d.max_seconds,
-                   help="length limit of each output")
+    _add_bounded(m, "--seed", int, DEFAULT_SEED)
+    _add_bounded(m, "--max-seconds", float, d.max_seconds, "length limit of each output")
     m.add_argument("--device", default="cpu")
     _add_common(m)
     m.set_defaults(func=_demo)

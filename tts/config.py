@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from codec import CodecConfig
 from codec.training import JsonConfig
 
 BACKBONES = ("mistral", "llama")
@@ -37,10 +38,12 @@ class TTSConfig(JsonConfig):
     # codec's encoder and quantizers), so the model works with any decoder fine-tune of it.
     codec: str = "hylac-tiny"
     codec_latent_hash: str = ""
-    semantic_codebook_size: int = 8192
-    semantic_dim: int = 256
-    acoustic_dim: int = 36
-    acoustic_levels: int = 21
+    # The codec's latent layout (loading checks it against the codec); the defaults are
+    # CodecConfig's, the layout of hylac-tiny.
+    semantic_codebook_size: int = CodecConfig.semantic_codebook_size
+    semantic_dim: int = CodecConfig.semantic_dim
+    acoustic_dim: int = CodecConfig.acoustic_dim
+    acoustic_levels: int = CodecConfig.acoustic_levels
     # Text front-end: ``phonemes`` (espeak-ng IPA) or ``bytes`` (UTF-8).
     text_frontend: str = "phonemes"
     # Backbone (defaults: the CPU-trainable hylac-tts-tiny).
@@ -78,6 +81,11 @@ class TTSConfig(JsonConfig):
     recommended_min_prompt_seconds: float = 3.0
     max_prompt_seconds: float = 30.0
 
+    @property
+    def eoa_index(self) -> int:
+        """Index of the end-of-audio class in the semantic head (after the codebook)."""
+        return self.semantic_codebook_size
+
     def __post_init__(self) -> None:
         require(
             (self.backbone in BACKBONES, f"backbone must be one of {BACKBONES}, got {self.backbone!r}"),
@@ -97,11 +105,6 @@ class TTSConfig(JsonConfig):
              "need 0 < min_prompt_seconds <= recommended_min_prompt_seconds <= max_prompt_seconds"),
             (self.max_positions >= 16, "max_positions must be >= 16"),
         )
-
-    @property
-    def eoa_index(self) -> int:
-        """Index of the end-of-audio class in the semantic head (after the codebook)."""
-        return self.semantic_codebook_size
 
     @classmethod
     def tiny(cls, **overrides: Any) -> TTSConfig:

@@ -54,15 +54,34 @@ class CodecMismatchError(LatentFileError):
 
 
 class CodecIdentity(Protocol):
-    """What a latent file needs to know about the codec that wrote it."""
+    """What a latent file needs to know about the codec that wrote it.
 
-    name: str
-    weights_hash: str
-    latent_hash: str
-    sample_rate: int
-    frame_rate: float
-    semantic_codebook_size: int
-    acoustic_levels: int
+    Read-only members, so that a model's properties and a frozen :class:`CodecStamp` both
+    satisfy it.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def weights_hash(self) -> str:
+        """SHA-256 (hex) of all the weights: identifies exactly one codec."""
+
+    @property
+    def latent_hash(self) -> str:
+        """SHA-256 (hex) of the latent space (layout, encoder and quantizers)."""
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def frame_rate(self) -> float: ...
+
+    @property
+    def semantic_codebook_size(self) -> int: ...
+
+    @property
+    def acoustic_levels(self) -> int: ...
 
 
 @dataclass(frozen=True)

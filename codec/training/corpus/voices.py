@@ -57,84 +57,50 @@ def _fest(name: str, lang: str, voice: str, split: str = "train") -> Voice:
     return Voice(f"fest-{name}", lang, "festival", voice, split)
 
 
+def _split(entry: str) -> tuple[str, str]:
+    """``"us3:test"`` -> ``("us3", "test")``; an entry without a suffix is a training voice."""
+    name, _, split = entry.partition(":")
+    return name, split or "train"
+
+
+def _language(lang: str, mbrola: str = "", festival: str = "", espeak: str = "") -> list[Voice]:
+    """One language's voices, one argument per engine, so the table shows each language at a glance.
+
+    Each argument is a space-separated list: MBROLA voice names (``"us1"``), Festival
+    ``name=voice`` pairs (``"kal=kal_diphone"``) and espeak-ng variants (``"m3"``); a
+    ``:valid`` or ``:test`` suffix holds that voice out. Voices come MBROLA first, then
+    Festival, then espeak-ng, each in the order given.
+    """
+    voices = [_mb(name, lang, split) for name, split in map(_split, mbrola.split())]
+    for pair, split in map(_split, festival.split()):
+        name, voice = pair.split("=")
+        voices.append(_fest(name, lang, voice, split))
+    voices += [_es(lang, variant, split) for variant, split in map(_split, espeak.split())]
+    return voices
+
+
 # The default voice table. Held-out voices: one MBROLA voice per language where two or more
 # exist (so the test split has recorded-diphone speech, which pocketsphinx recognises in
 # English), otherwise an espeak-ng variant. MBROLA's Spanish (es1-4, mx1-2), Hindi (in1-2),
 # Dutch nl1 and Italian it1-2 voices are left out: espeak-ng asks them for 10-30% of diphones
 # they lack, which come out as gaps of silence inside words.
 VOICES: tuple[Voice, ...] = (
-    # English
-    _mb("us1", "en"),
-    _mb("us2", "en"),
-    _mb("us3", "en", "test"),
-    _mb("en1", "en", "valid"),
-    _fest("kal", "en", "kal_diphone"),
-    _fest("ked", "en", "ked_diphone"),
-    _fest("rab", "en", "rab_diphone"),
-    _fest("slt", "en", "cmu_us_slt_arctic_hts"),
-    _es("en", "m3"),
-    _es("en", "f2"),
-    _es("en", "m7"),
-    _es("en", "f4", "test"),
-    # French
-    _mb("fr1", "fr"),
-    _mb("fr2", "fr"),
-    _mb("fr3", "fr"),
-    _mb("fr4", "fr", "test"),
-    _mb("fr5", "fr"),
-    _mb("fr6", "fr", "valid"),
-    _mb("fr7", "fr"),
-    _es("fr", "m3"),
-    _es("fr", "f2"),
-    # German
-    _mb("de1", "de"),
-    _mb("de2", "de", "test"),
-    _mb("de3", "de"),
-    _mb("de4", "de"),
-    _mb("de5", "de", "valid"),
-    _mb("de6", "de"),
-    _mb("de7", "de"),
-    _es("de", "m3"),
-    _es("de", "f2"),
-    # Spanish
-    _fest("el", "es", "el_diphone"),
-    _es("es", "m3"),
-    _es("es", "f2"),
-    _es("es", "m1", "valid"),
-    _es("es", "f4", "test"),
-    # Italian
-    _mb("it3", "it"),
-    _mb("it4", "it", "test"),
-    _fest("pc", "it", "pc_diphone"),
-    _fest("lp", "it", "lp_diphone", "valid"),
-    _es("it", "m3"),
-    _es("it", "f2"),
-    # Portuguese
-    _mb("br1", "pt"),
-    _mb("br2", "pt", "valid"),
-    _mb("br3", "pt"),
-    _mb("br4", "pt", "test"),
-    _mb("pt1", "pt"),
-    _es("pt", "m3"),
-    _es("pt", "f2"),
-    # Dutch
-    _mb("nl2", "nl"),
-    _mb("nl3", "nl", "test"),
-    _es("nl", "m3"),
-    _es("nl", "f2"),
-    _es("nl", "m1", "valid"),
-    # Hindi
-    _es("hi", "m3"),
-    _es("hi", "f2"),
-    _es("hi", "m1"),
-    _es("hi", "f4", "test"),
-    _es("hi", "m7", "valid"),
-    # Arabic
-    _mb("ar1", "ar"),
-    _mb("ar2", "ar", "test"),
-    _es("ar", "m3"),
-    _es("ar", "f2"),
-    _es("ar", "m1", "valid"),
+    *_language(
+        "en",
+        mbrola="us1 us2 us3:test en1:valid",
+        festival="kal=kal_diphone ked=ked_diphone rab=rab_diphone slt=cmu_us_slt_arctic_hts",
+        espeak="m3 f2 m7 f4:test",
+    ),
+    *_language("fr", mbrola="fr1 fr2 fr3 fr4:test fr5 fr6:valid fr7", espeak="m3 f2"),
+    *_language("de", mbrola="de1 de2:test de3 de4 de5:valid de6 de7", espeak="m3 f2"),
+    *_language("es", festival="el=el_diphone", espeak="m3 f2 m1:valid f4:test"),
+    *_language(
+        "it", mbrola="it3 it4:test", festival="pc=pc_diphone lp=lp_diphone:valid", espeak="m3 f2"
+    ),
+    *_language("pt", mbrola="br1 br2:valid br3 br4:test pt1", espeak="m3 f2"),
+    *_language("nl", mbrola="nl2 nl3:test", espeak="m3 f2 m1:valid"),
+    *_language("hi", espeak="m3 f2 m1 f4:test m7:valid"),
+    *_language("ar", mbrola="ar1 ar2:test", espeak="m3 f2 m1:valid"),
 )
 
 # Speaking rates (espeak-ng words per minute) and pitches (0-99) speakers are drawn from.
