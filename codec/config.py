@@ -36,10 +36,12 @@ class CodecConfig(JsonConfig):
     frontend: str = "waveform"
     # With the analysis front-end: the acoustic latent starts as a linear block transform of
     # the analysis (codec.block_transform, fitted on the training corpus; ``block_parts``
-    # components of the envelope, voicing and log F0 per frame, summing to acoustic_dim) and
-    # the head's controls as its inverse, each plus a learned correction.
+    # components of the envelope, voicing and log F0 per frame, and one fine value for the
+    # first component of each part in ``block_fine``, acoustic_dim in all) and the head's
+    # controls as its inverse, each plus a learned correction.
     block_transform: bool = False
-    block_parts: tuple[int, ...] = (30, 2, 4)
+    block_parts: tuple[int, ...] = (29, 2, 3)
+    block_fine: tuple[str, ...] = ("envelope", "f0")
     dim: int = 256
     num_heads: int = 4
     mlp_ratio: float = 4.0
@@ -81,6 +83,7 @@ class CodecConfig(JsonConfig):
         for name in ("encoder_layers", "encoder_windows", "encoder_strides", "decoder_layers",
                      "decoder_windows", "decoder_strides", "block_parts"):
             setattr(self, name, tuple(int(v) for v in getattr(self, name)))
+        self.block_fine = tuple(str(v) for v in self.block_fine)
         n_enc = len(self.encoder_strides)
         if not (len(self.encoder_layers) == len(self.encoder_windows) == n_enc):
             raise ValueError("encoder_layers, encoder_windows and encoder_strides must have the same length")
@@ -109,9 +112,11 @@ class CodecConfig(JsonConfig):
         if "analysis" in self.frontend and self.patch_size != 240:
             raise ValueError("the analysis front-end works in 240-sample (10 ms) steps: patch_size must be 240")
         if self.block_transform and (self.frontend != "analysis" or self.head.kind != "source_filter"
-                                     or len(self.block_parts) != 3 or sum(self.block_parts) != self.acoustic_dim):
+                                     or len(self.block_parts) != 3
+                                     or sum(self.block_parts) + len(self.block_fine) != self.acoustic_dim):
             raise ValueError("block_transform needs frontend 'analysis', the source_filter head and three "
-                             f"block_parts summing to acoustic_dim ({self.acoustic_dim}), got {self.block_parts}")
+                             f"block_parts that with block_fine make acoustic_dim ({self.acoustic_dim}), got "
+                             f"{self.block_parts} and {self.block_fine}")
         if self.offline_chunk_frames < 1:
             raise ValueError("offline_chunk_frames must be >= 1")
         if (self.phoneme_upsample > 0) != (self.phoneme_classes > 1) or self.phoneme_upsample < 0:

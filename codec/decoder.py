@@ -36,7 +36,7 @@ class Decoder(nn.Module):
         self.semantic_dim = cfg.semantic_dim
         self.block: BlockTransform | None = None
         if cfg.block_transform:
-            self.block = BlockTransform(cfg.analysis.bands, cfg.analysis.voicing_bands, cfg.block_parts)
+            self.block = BlockTransform(cfg.analysis.bands, cfg.analysis.voicing_bands, cfg.block_parts, cfg.block_fine)
             self.out.take_base_controls()
 
     def features(self, z: Tensor) -> Tensor:

@@ -44,7 +44,7 @@ class Encoder(nn.Module):
         self.semantic_dim = cfg.semantic_dim
         self.block: BlockTransform | None = None
         if cfg.block_transform:
-            self.block = BlockTransform(cfg.analysis.bands, cfg.analysis.voicing_bands, cfg.block_parts)
+            self.block = BlockTransform(cfg.analysis.bands, cfg.analysis.voicing_bands, cfg.block_parts, cfg.block_fine)
             with torch.no_grad():  # the acoustic latent starts as the block transform alone
                 self.out.weight[cfg.semantic_dim:].zero_()
                 self.out.bias[cfg.semantic_dim:].zero_()

@@ -60,6 +60,11 @@ class CodecOutput:
     head: HeadOutput
 
 
+def _from_config(field: str) -> property:
+    """A read-only property giving ``self.config.<field>``."""
+    return property(lambda self: getattr(self.config, field), doc=f"``config.{field}``")
+
+
 class HybridCodec(nn.Module):
     """Streaming speech codec with one semantic VQ code and ``acoustic_dim`` FSQ codes per 80 ms frame.
 
@@ -92,30 +97,14 @@ class HybridCodec(nn.Module):
         self.register_load_state_dict_pre_hook(lambda module, state, prefix, *_: _rename(state, prefix, WEIGHT_NAMES))
 
     # ----------------------------------------------------------------- properties
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def bitrate(self) -> float:
-        """Bits per second of the codes (about 2140 for the default 8192 x 21^36 layout)."""
-        return self.config.bitrate
-
-    @property
-    def semantic_codebook_size(self) -> int:
-        return self.config.semantic_codebook_size
-
-    @property
-    def semantic_dim(self) -> int:
-        return self.config.semantic_dim
-
-    @property
-    def acoustic_dim(self) -> int:
-        return self.config.acoustic_dim
-
-    @property
-    def acoustic_levels(self) -> int:
-        return self.config.acoustic_levels
+    # The latent layout, read from the config: name, bitrate (bits per second of the codes,
+    # about 2140 for the default 8192 x 21^36 layout) and the stream sizes.
+    name = _from_config("name")
+    bitrate = _from_config("bitrate")
+    semantic_codebook_size = _from_config("semantic_codebook_size")
+    semantic_dim = _from_config("semantic_dim")
+    acoustic_dim = _from_config("acoustic_dim")
+    acoustic_levels = _from_config("acoustic_levels")
 
     @property
     def device(self) -> torch.device:
