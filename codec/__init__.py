@@ -29,7 +29,7 @@ Layout: :mod:`codec.model` (the codec: :mod:`~codec.encoder`, :mod:`~codec.quant
 training in :mod:`codec.training`, the command line in :mod:`codec.cli`.
 """
 
-from codec.cli.exit_codes import ExitCode, quiet_on_closed_pipe
+from codec.cli.exit_codes import ExitCode, parse_or_exit, quiet_on_closed_pipe
 from codec.config import CodecConfig
 from codec.io.audio import (
     AUDIO_EXTENSIONS,
@@ -116,6 +116,7 @@ __all__ = [
     "load_latents",
     "load_weights_folder",
     "num_frames",
+    "parse_or_exit",
     "quiet_on_closed_pipe",
     "read_audio",
     "read_audio_bytes",

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from codec import LANGUAGES, ExitCode, OutputWriteError, quiet_on_closed_pipe
+from codec import LANGUAGES, ExitCode, OutputWriteError, parse_or_exit, quiet_on_closed_pipe
 
 from .config import DEFAULT_SEED, LIMITS, SCHEDULES, SOLVERS, SamplingConfig
 
@@ -385,11 +385,9 @@ def _fail(args: argparse.Namespace, err: BaseException, code: ExitCode, detailed
 @quiet_on_closed_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``hylac-tts`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse exits on --help and on usage errors (status 2 = USAGE)
-        return int(exit_.code or 0)
+    args = parse_or_exit(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         return int(args.func(args))
     except UsageError as err:

@@ -9,11 +9,12 @@ pipe (``hylac-codec info x.hylat | head``) ends the command without a message.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import ParamSpec
 
@@ -44,6 +45,15 @@ class ExitCode(IntEnum):
 def exit_code_help() -> str:
     """The table as ``--help`` epilog lines: ``exit codes:`` then one ``  CODE  meaning`` line each."""
     return "\n".join(["exit codes:", *(f"  {code.value:<4} {code.meaning}" for code in ExitCode)])
+
+
+def parse_or_exit(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | int:
+    """The parsed ``argv``, or the status argparse exits with instead (0 after ``--help``,
+    :attr:`ExitCode.USAGE` on a usage error, the message already printed), for ``main`` to return."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
 
 
 def quiet_on_closed_pipe(main: Callable[P, int]) -> Callable[P, int]:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from codec.cli import commands
 from codec.cli.encode_manifest import encode_manifest
-from codec.cli.exit_codes import ExitCode, exit_code_help, quiet_on_closed_pipe
+from codec.cli.exit_codes import ExitCode, exit_code_help, parse_or_exit, quiet_on_closed_pipe
 from codec.cli.jobs import RunOptions, RunSummary, UsageError
 from codec.io.latent_file import LatentFileError
 from codec.io.output import OutputWriteError
@@ -319,11 +319,9 @@ def _setup_logging(args: argparse.Namespace) -> logging.Handler:
 @quiet_on_closed_pipe
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``hylac-codec`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse exits on --help and on usage errors
-        return int(exit_.code or 0)
+    args = parse_or_exit(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     handler = _setup_logging(args)
     try:
         return args.run(args)
