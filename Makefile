@@ -74,6 +74,7 @@ bench: $(STAMP) system-bench
 	$(PY) -m benchmarks.codec_quality --data codec/assets/real --max-clips 0 --band 8000 --out benchmarks/results/real_speech_8k
 	$(PY) -m benchmarks.codec_speed --out benchmarks/results
 	$(PY) -m benchmarks.tts_eval --out benchmarks/results
+	$(PY) -m benchmarks.tts_finetune --out benchmarks/results
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check codec tts tests benchmarks scripts

@@ -21,7 +21,7 @@ from codec import metrics as M
 # benchmarks/ holds scripts run from a checkout and is not installed with the package:
 # import it from the repository root whichever way pytest was started.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks import cli_memory, codec_quality, codec_speed, tts_eval  # noqa: E402
+from benchmarks import cli_memory, codec_quality, codec_speed, tts_eval, tts_finetune  # noqa: E402
 from benchmarks import systems as B  # noqa: E402
 from benchmarks.common import Panel, Series, markdown_table, save_plot, write_json  # noqa: E402
 
@@ -410,6 +410,51 @@ def test_tts_eval_quick_end_to_end(tmp_path: Path) -> None:
         assert heading in md
     assert "espeak-ng" in md and "Piper" in md and "recordings through the codec" in md
     assert (out / "tts_eval.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _voice_manifest(folder: Path) -> Path:
+    """Ten clips of a new speaker ``new`` (a 1.2-4.8 s speech stand-in each) and two of another
+    real speaker, as a corpus manifest."""
+    lines = []
+    for i in range(12):
+        speaker = "new" if i < 10 else "asterisk-other"
+        seconds = 1.2 + 0.4 * i if i < 10 else 2.0
+        path = folder / f"{speaker}-{i}.wav"
+        sf.write(str(path), speechlike(seconds, seed=i), SR)
+        lines.append(json.dumps({"path": path.name, "text": f"We walked home number {i}.", "lang": "en",
+                                 "speaker": speaker, "duration": seconds,
+                                 "source": "asterisk" if i >= 10 else "recorded"}))
+    manifest = folder / "manifest.jsonl"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+@pytest.mark.slow
+def test_tts_finetune_bench_end_to_end(tmp_path: Path, tiny_tts_dir: Path) -> None:
+    manifest = _voice_manifest(tmp_path)
+    out = tmp_path / "results"
+    args = ["--model", str(tiny_tts_dir), "--manifest", str(manifest), "--speaker", "new", "--minutes", "1",
+            "--test", "2", "--english", "1", "--steps", "2", "4", "--batch-size", "2", "--lr", "1e-3",
+            "--threads", "1", "--max-seconds", "2", "--work", str(tmp_path / "work"), "--out", str(out)]
+    assert tts_finetune.main(args) == 0
+    result = json.loads((out / "tts_finetune.json").read_text())
+    assert [p["step"] for p in result["points"]] == [0, 2, 4]
+    first, *tuned = result["points"]
+    assert first["cpu_minutes"] == 0.0 and all(p["cpu_minutes"] > 0 for p in tuned)
+    assert tuned[1]["wall_minutes"] > tuned[0]["wall_minutes"]  # the second run resumed the first
+    for p in result["points"]:
+        assert len(p["clips"]) == 3 and sum(c["english"] for c in p["clips"]) == 1
+        assert p["similarity"] is None or -1.0 <= p["similarity"] <= 1.0
+    # Held out: the test sentences and the prompt are not among the clips fine-tuned on.
+    train = [json.loads(line)["path"] for line in (tmp_path / "work" / "data.jsonl").read_text().splitlines()]
+    assert not set(train) & set(result["test"]) and result["prompt"] not in train and len(train) == result["train_clips"]
+    bars = result["bars"]
+    assert 0.0 < bars["same_speaker"] <= 1.0 and bars["other_speakers"] == ["asterisk-other"]
+    md = (out / "tts_finetune.md").read_text()
+    assert "Target (similarity above zero-shot" in md and (out / "tts_finetune.png").is_file()
+    # A speaker the manifest does not have is refused with the reason, and nothing is written.
+    assert tts_finetune.main([*args[:5], "nobody", *args[6:-1], str(tmp_path / "none")]) == 2
+    assert not (tmp_path / "none").exists()
 
 
 def test_tts_eval_phoneme_error_rate_and_missing_head(tmp_path: Path) -> None:
