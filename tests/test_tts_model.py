@@ -189,6 +189,83 @@ def test_alignment_loss_is_ctc_of_the_frame_states_against_the_text():
     assert float(out.align_loss) < 0.5 * first
 
 
+def _cued(**overrides) -> TTSModel:
+    model = _model(progress_dim=8, pointer_window=3, progress_rate=0.7, **overrides)
+    with torch.no_grad():  # zero at the start: give the cues weight so the checks mean something
+        for layer in (model.text_progress, model.frame_progress, model.pointer_proj):
+            layer.weight.normal_(std=0.1)
+    return model
+
+
+def test_place_cues_are_the_same_in_training_and_generation():
+    """With place cues the text and target-frame inputs carry their place in the whole;
+    generation spreads the frames' places over ``expected_frames``, and a target of that
+    length packs into exactly the inputs generation feeds."""
+    model = _cued()
+    text_len = 11
+    n = model.expected_frames(text_len)
+    assert n == round(0.7 * 10)
+    batch = _batch(p=(4,), l_=(text_len,), n=(n,))
+    embeds, mask, audio_pos = model._pack(batch)
+    prefix = model.prefix_embeddings(batch.prompt_semantic, batch.prompt_acoustic, batch.text)
+    lengths = torch.tensor([text_len])
+    frames = [model.embed_frames(batch.target_semantic[:, k:k + 1], batch.target_acoustic[:, k:k + 1],
+                                 model.frame_cues(batch.text, lengths, torch.tensor([[(k + 1.5) / n]])))
+              for k in range(n)]
+    torch.testing.assert_close(embeds, torch.cat([prefix, *frames], dim=1))
+    feats = model.progress_features(torch.tensor([0.0, 0.5, 1.0]))
+    assert feats.shape == (3, 8) and torch.allclose(feats[0], torch.tensor([0.0] * 4 + [1.0] * 4))
+
+
+def test_pointer_window_reads_the_symbols_around_a_constant_rate():
+    """The pointer at place x reads text symbols 1 + floor(x (L - 1)) +- 1; the language tag
+    (position 0) and positions past the text are nothing."""
+    model = _model(pointer_window=3)
+    with torch.no_grad():
+        model.text_embed.weight.copy_(torch.arange(model.text_embed.num_embeddings)[:, None].float()
+                                      .expand_as(model.text_embed.weight))
+        model.pointer_proj.weight.zero_()
+        h = model.config.hidden_size
+        for w in range(3):  # output channel w reads window slot w's first channel
+            model.pointer_proj.weight[w, w * h] = 1.0
+    text = torch.tensor([[50, 11, 12, 13, 14, 15, 0, 0]])  # tag + 5 symbols, padded
+    cues = model.frame_cues(text, torch.tensor([6]), torch.tensor([[0.0, 0.5, 0.99, 1.5]]))
+    assert cues[0, :, :3].tolist() == [[0, 11, 12], [12, 13, 14], [14, 15, 0], [14, 15, 0]]
+
+
+def test_place_cues_start_at_zero_and_learn():
+    """A model given place cues starts as the same model without them (weights loaded from
+    it, the cues' own left at their zero start) and then trains them."""
+    plain, cued = _model(), _model(progress_dim=8, pointer_window=3)
+    missing = cued.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["frame_progress.weight", "pointer_proj.weight", "text_progress.weight"]
+    batch = _batch()
+    a = plain(batch, generator=torch.Generator().manual_seed(2)).loss
+    out = cued(batch, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(out.loss, a)
+    out.loss.backward()
+    for layer in (cued.text_progress, cued.frame_progress, cued.pointer_proj):
+        assert layer.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="progress_dim"):
+        TTSConfig.tiny(progress_dim=3)
+    with pytest.raises(ValueError, match="pointer_window"):
+        TTSConfig.tiny(pointer_window=2)
+
+
+def test_kv_cache_generation_with_place_cues_equals_full_recomputation():
+    model = _cued().eval()
+    text = TextFrontend("phonemes").encode("Hello there", "en")
+    sampling = SamplingConfig(max_seconds=1.2, temperature=0.0, steps=2)
+    runs = []
+    for use_cache in (True, False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            runs.append(generate_latents(model, _prompt(), text, sampling, torch.Generator().manual_seed(3),
+                                         use_cache=use_cache))
+    assert torch.equal(runs[0].semantic, runs[1].semantic) and runs[0].num_frames == 15
+    assert torch.equal(runs[0].acoustic_codes, runs[1].acoustic_codes)
+
+
 # ----------------------------------------------------------------------------- generation
 @pytest.mark.parametrize("temperature", [0.0, 0.9])
 def test_kv_cache_generation_equals_full_recomputation(temperature):

@@ -69,6 +69,7 @@ class FrameGenerator:
                              f"{self.prefix_length} positions; the model holds {model.config.max_positions}")
         self.max_frames = min(room, max(1, math.ceil(sampling.max_seconds * FRAME_RATE)))
         self.stop_reason: str | None = None
+        self.expected_frames = model.expected_frames(len(text))  # what the place cues spread over
 
     @torch.inference_mode()
     def __iter__(self) -> Iterator[Latents]:
@@ -76,6 +77,7 @@ class FrameGenerator:
         dev = model.device
         prompt = self.prompt.to(dev)
         text = torch.tensor([self.text], dtype=torch.long, device=dev)
+        lengths = torch.tensor([len(self.text)], device=dev)
         embeds = model.prefix_embeddings(prompt.semantic, prompt.acoustic, text)  # [1, S, H]
         cache = model.new_cache() if self.use_cache else None
         h_all = model.run_backbone(embeds, cache=cache)
@@ -92,7 +94,8 @@ class FrameGenerator:
             if i + 1 == self.max_frames:
                 break
             # Feed back the grid values (what the codec decodes), not the raw ODE output.
-            new = model.embed_frames(frame.semantic, frame.acoustic.to(dev))
+            place = torch.tensor([[(i + 1.5) / self.expected_frames]], device=dev)
+            new = model.embed_frames(frame.semantic, frame.acoustic.to(dev), model.frame_cues(text, lengths, place))
             if self.use_cache:
                 h_all = model.run_backbone(new, cache=cache)
             else:

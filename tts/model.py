@@ -9,6 +9,7 @@ predicts frame ``i + 1``, the one at the last frame predicts end-of-audio (EOA).
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,9 @@ class TTSModel(nn.Module):
     Frame input embedding: a semantic code table (``semantic_dim`` wide, so it can start
     from the codec's own codebook) projected to the backbone width, plus a linear
     projection of the acoustic values. Heads: a linear semantic head over the codebook
-    + EOA, and a :class:`~tts.flow.FlowHead` for the acoustic vector.
+    + EOA, and a :class:`~tts.flow.FlowHead` for the acoustic vector. Optional place cues
+    (``progress_dim``, ``pointer_window``) tell each text symbol and target frame where in the
+    whole it is (:meth:`frame_cues`).
     """
 
     def __init__(self, config: TTSConfig) -> None:
@@ -128,6 +131,17 @@ class TTSModel(nn.Module):
         # Text symbols + the CTC blank (the last class), per upsampled step.
         self.align_head = (nn.Linear(h, config.align_upsample * (self.frontend.vocab_size + 1))
                            if config.align_loss_weight > 0 else None)
+        # Place cues (config.progress_dim, config.pointer_window): zero at the start, so a model
+        # trained without them that gains them starts out unchanged.
+        self.text_progress = self.frame_progress = self.pointer_proj = None
+        if config.progress_dim:
+            self.text_progress = nn.Linear(config.progress_dim, h, bias=False)
+            self.frame_progress = nn.Linear(config.progress_dim, h, bias=False)
+            nn.init.zeros_(self.text_progress.weight)
+            nn.init.zeros_(self.frame_progress.weight)
+        if config.pointer_window:
+            self.pointer_proj = nn.Linear(config.pointer_window * h, h, bias=False)
+            nn.init.zeros_(self.pointer_proj.weight)
         # transformers renamed the cache argument (past_key_values -> cache); accept both.
         params = inspect.signature(self.backbone.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -140,13 +154,67 @@ class TTSModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def embed_frames(self, semantic: Tensor, acoustic: Tensor) -> Tensor:
-        """Semantic codes ``[B, T]`` + acoustic values ``[B, T, A]`` -> ``[B, T, H]``."""
+    def embed_frames(self, semantic: Tensor, acoustic: Tensor, cues: Tensor | None = None) -> Tensor:
+        """Semantic codes ``[B, T]`` + acoustic values ``[B, T, A]`` -> ``[B, T, H]``, plus the
+        place cues ``[B, T, H]`` of target frames (:meth:`frame_cues`; None for the prompt's)."""
         if semantic.shape != acoustic.shape[:2] or acoustic.shape[-1] != self.config.acoustic_dim:
             raise ValueError(f"frames need semantic [B, T] and acoustic [B, T, {self.config.acoustic_dim}], "
                              f"got {tuple(semantic.shape)} and {tuple(acoustic.shape)}")
         sem = self.semantic_proj(self.semantic_embed(semantic))
-        return sem + self.acoustic_proj(acoustic.to(sem.dtype))
+        out = sem + self.acoustic_proj(acoustic.to(sem.dtype))
+        return out if cues is None else out + cues.to(out.dtype)
+
+    def progress_features(self, x: Tensor) -> Tensor:
+        """Places ``x [...]`` (a share of the whole, about [0, 1]) -> ``[..., progress_dim]``:
+        sines and cosines at periods from twice the whole down to 1/32 of it."""
+        k = self.config.progress_dim // 2
+        freqs = math.pi * 64.0 ** (torch.arange(k, device=x.device, dtype=torch.float32) / max(k - 1, 1))
+        angles = x.float()[..., None] * freqs
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+    def expected_frames(self, text_length: int) -> int:
+        """Frames that generation spreads the place cues over, for ``text_length`` tokens (the
+        language tag included)."""
+        return max(1, round(self.config.progress_rate * (text_length - 1)))
+
+    def frame_cues(self, text: Tensor, text_lengths: Tensor, places: Tensor) -> Tensor | None:
+        """The cues added to the inputs that predict frames at ``places [B, T]`` (shares of the
+        target, about [0, 1]) for ``text [B, L]`` of ``text_lengths [B]`` tokens -> ``[B, T, H]``:
+        the places' progress features, and the embeddings of the ``pointer_window`` text
+        symbols around the one a constant speaking rate would be at (the language tag and
+        places past either end count as nothing). None without cues."""
+        out: Tensor | None = None
+        if self.frame_progress is not None:
+            out = self.frame_progress(self.progress_features(places))
+        if self.pointer_proj is not None:
+            b, t = places.shape
+            lengths = text_lengths.to(places.device)[:, None]  # [B, 1]
+            symbols = (lengths - 1).clamp_min(1)
+            at = (1 + (places.float().clamp(0, 1) * symbols).floor().long()).minimum(lengths - 1).clamp_min(1)
+            half = self.config.pointer_window // 2
+            idx = at[..., None] + torch.arange(-half, half + 1, device=places.device)  # [B, T, W]
+            valid = (idx >= 1) & (idx < lengths[..., None])
+            ids = text.gather(1, idx.clamp(0, text.shape[1] - 1).view(b, -1)).view(b, t, -1)
+            window = self.text_embed(ids) * valid[..., None]  # [B, T, W, H]
+            pointer = self.pointer_proj(window.flatten(2))
+            out = pointer if out is None else out + pointer
+        return out
+
+    def embed_text(self, text: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Text tokens ``[B, L]`` (``lengths [B]`` of them real; all when None) -> ``[B, L, H]``."""
+        out = self.text_embed(text)
+        if self.text_progress is None:
+            return out
+        b, n = text.shape
+        total = torch.full((b,), n, device=text.device) if lengths is None else lengths.to(text.device)
+        place = (torch.arange(n, device=text.device)[None, :] + 0.5) / total[:, None].clamp_min(1)
+        return out + self.text_progress(self.progress_features(place).to(out.dtype))
+
+    def _audio_token(self, text: Tensor, text_lengths: Tensor, frames: Tensor) -> Tensor:
+        """``[AUDIO]`` for targets of ``frames [B]`` frames -> ``[B, 1, H]`` (it predicts frame 0)."""
+        out = self.embed_special(AUDIO, frames.shape[0])
+        cues = self.frame_cues(text, text_lengths, 0.5 / frames.to(out.device).float().clamp_min(1)[:, None])
+        return out if cues is None else out + cues.to(out.dtype)
 
     def embed_special(self, token: int, batch_size: int = 1) -> Tensor:
         """One special token (``BOS``, ``TEXT`` or ``AUDIO``) -> ``[B, 1, H]``."""
@@ -168,14 +236,22 @@ class TTSModel(nn.Module):
 
         ``prompt_semantic`` ``[B, P]``, ``prompt_acoustic`` ``[B, P, A]``, ``text`` ``[B, L]``.
         """
-        b = text.shape[0]
+        b, n = text.shape
+        lengths = torch.full((b,), n, device=text.device)
         return torch.cat([
             self.embed_special(BOS, b),
             self.embed_frames(prompt_semantic, prompt_acoustic),
             self.embed_special(TEXT, b),
-            self.text_embed(text),
-            self.embed_special(AUDIO, b),
+            self.embed_text(text),
+            self._audio_token(text, lengths, torch.full((b,), self.expected_frames(n), device=text.device)),
         ], dim=1)
+
+    @staticmethod
+    def target_places(frames: Tensor, count: int) -> Tensor:
+        """``[B, count]``: the place of the frame that target frame ``k``'s input predicts
+        (frame ``k + 1``) in targets of ``frames [B]`` frames."""
+        k = torch.arange(count, device=frames.device, dtype=torch.float32)
+        return (k[None, :] + 1.5) / frames.float().clamp_min(1)[:, None]
 
     # ----------------------------------------------------------------- backbone
     def run_backbone(self, embeds: Tensor, attention_mask: Tensor | None = None,
@@ -198,15 +274,19 @@ class TTSModel(nn.Module):
         """
         b = batch.batch_size
         prompt = self.embed_frames(batch.prompt_semantic, batch.prompt_acoustic)
-        target = self.embed_frames(batch.target_semantic, batch.target_acoustic)
-        text = self.text_embed(batch.text)
+        n_frames = batch.target_lengths
+        places = self.target_places(n_frames, batch.target_semantic.shape[1])
+        target = self.embed_frames(batch.target_semantic, batch.target_acoustic,
+                                   self.frame_cues(batch.text, batch.text_lengths, places))
+        text = self.embed_text(batch.text, batch.text_lengths)
+        audio = self._audio_token(batch.text, batch.text_lengths, n_frames)  # [B, 1, H]
         specials = self.special.weight
         p_len, l_len, n_len = batch.prompt_lengths.tolist(), batch.text_lengths.tolist(), batch.target_lengths.tolist()
         seqs = []
         for i in range(b):
             seqs.append(torch.cat([
                 specials[BOS:BOS + 1], prompt[i, :p_len[i]], specials[TEXT:TEXT + 1], text[i, :l_len[i]],
-                specials[AUDIO:AUDIO + 1], target[i, :n_len[i]],
+                audio[i], target[i, :n_len[i]],
             ]))
         lengths = [s.shape[0] for s in seqs]
         s_max = max(lengths)
