@@ -143,17 +143,26 @@ class HybridCodec(nn.Module):
         return self.quantizer.semantic_embedding(codes)
 
     @torch.inference_mode()
-    def recognize_phonemes(self, latents: Latents) -> list[list[int]]:
-        """The phoneme ids each item's semantic codes spell (greedy CTC: the most likely label
-        per slot, repeats merged, blanks dropped), for a codec exported with its phoneme
-        teacher (``config.phoneme_upsample > 0``). Ids index the phoneme vocabulary of
-        :mod:`codec.training.phonemes` (``ids_to_phonemes`` writes them as IPA)."""
+    def phoneme_log_probs(self, latents: Latents) -> Tensor:
+        """``[B, T * phoneme_upsample, phoneme_classes]`` log posteriors of the phoneme
+        recogniser over the semantic codes (class 0 is the CTC blank, the others index the
+        phoneme vocabulary of :mod:`codec.training.phonemes`), for a codec exported with its
+        phoneme teacher (``config.phoneme_upsample > 0``). The recogniser reads each frame's
+        code alone, so a code's posteriors do not depend on its neighbours."""
         if self.phonemes is None:
             raise ValueError(f"codec {self.name!r} has no phoneme recogniser (exported without a phoneme teacher)")
         self._check_latents(latents)
         vectors = self.semantic_embedding(latents.semantic.to(self.device))
         b, t, _ = vectors.shape
-        best = self.phonemes(vectors).view(b, t * self.config.phoneme_upsample, -1).argmax(-1)
+        return self.phonemes(vectors).float().view(b, t * self.config.phoneme_upsample, -1).log_softmax(-1)
+
+    @torch.inference_mode()
+    def recognize_phonemes(self, latents: Latents) -> list[list[int]]:
+        """The phoneme ids each item's semantic codes spell (greedy CTC on
+        :meth:`phoneme_log_probs`: the most likely label per slot, repeats merged, blanks
+        dropped). Ids index the phoneme vocabulary of :mod:`codec.training.phonemes`
+        (``ids_to_phonemes`` writes them as IPA)."""
+        best = self.phoneme_log_probs(latents).argmax(-1)
         out = []
         for row in best.tolist():
             ids = [c for i, c in enumerate(row) if c != 0 and (i == 0 or c != row[i - 1])]

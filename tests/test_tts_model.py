@@ -130,7 +130,8 @@ def test_loss_ignores_padding():
     noisy = _batch(seed=5)
     for name in ("prompt", "text", "target"):
         lengths = getattr(batch, f"{name}_lengths")
-        for field in [f for f in vars(batch) if f.startswith(name) and not f.endswith("lengths")]:
+        for field in [f for f in vars(batch) if f.startswith(name) and not f.endswith("lengths")
+                      and getattr(batch, f) is not None]:
             t, other = getattr(batch, field).clone(), getattr(noisy, field)
             for i, n in enumerate(lengths.tolist()):
                 t[i, n:] = other[i, n:]
@@ -264,6 +265,89 @@ def test_kv_cache_generation_with_place_cues_equals_full_recomputation():
                                          use_cache=use_cache))
     assert torch.equal(runs[0].semantic, runs[1].semantic) and runs[0].num_frames == 15
     assert torch.equal(runs[0].acoustic_codes, runs[1].acoustic_codes)
+
+
+def _advancing(**overrides) -> TTSModel:
+    model = _model(progress_dim=8, pointer_window=3, advance_classes=4, **overrides)
+    with torch.no_grad():
+        for layer in (model.text_progress, model.frame_progress, model.pointer_proj):
+            layer.weight.normal_(std=0.1)
+    return model
+
+
+def test_aligned_pointer_packs_into_what_generation_feeds():
+    """With an advance head the target frame k's input carries the window at frame k + 1's
+    pointer, the [AUDIO] token the first symbol's: what generation feeds when its pointer
+    moves the same way."""
+    model = _advancing()
+    batch = _batch(p=(4,), l_=(7,), n=(5,))
+    pointer = torch.tensor([[1, 1, 3, 4, 6, 7]])  # frames 0-4, then past the end
+    batch.target_pointer = pointer
+    embeds, _, _ = model._pack(batch)
+    prefix = model.prefix_embeddings(batch.prompt_semantic, batch.prompt_acoustic, batch.text)
+    lengths = torch.tensor([7])
+    n = model.expected_frames(7)
+    frames = [model.embed_frames(batch.target_semantic[:, k:k + 1], batch.target_acoustic[:, k:k + 1],
+                                 model.frame_cues(batch.text, lengths, torch.tensor([[(k + 1.5) / n]]),
+                                                  pointer[:, k + 1:k + 2]))
+              for k in range(5)]
+    # Generation spreads the progress features over expected_frames; training over the target.
+    batch.target_lengths = torch.tensor([n])
+    if n == 5:
+        torch.testing.assert_close(embeds, torch.cat([prefix, *frames], dim=1))
+    with pytest.raises(ValueError, match="target_pointer must be"):
+        model._pack(TTSBatch(**{**vars(batch), "target_pointer": pointer[:, :3]}))
+    with pytest.raises(ValueError, match="needs the frames' pointer"):
+        model(_batch())
+
+
+def test_advance_loss_is_the_clamped_step_of_the_pointer():
+    model = _advancing()
+    batch = _batch(p=(4, 5), l_=(9, 4), n=(4, 3))
+    batch.target_pointer = torch.tensor([[1, 1, 7, 8, 9], [1, 2, 3, 4, 0]])  # 1 -> 7 is clamped to 3
+    out = model(batch, generator=torch.Generator().manual_seed(0))
+    assert out.advance_loss is not None and out.advance_loss > 0
+    out.loss.backward()
+    assert model.advance_head.weight.grad.abs().sum() > 0
+    # A head certain of the true steps has no advance loss; steps past the last class count as it.
+    for steps, pointer in ((1, [[1, 2, 3, 4, 5], [1, 2, 3, 4, 0]]), (3, [[1, 5, 9, 13, 17], [1, 4, 7, 10, 0]])):
+        with torch.no_grad():
+            model.advance_head.weight.zero_()
+            model.advance_head.bias.copy_(torch.where(torch.arange(4) == steps, 50.0, -50.0))
+        batch.target_pointer = torch.tensor(pointer)
+        assert float(model(batch).advance_loss) < 1e-6
+    for bad in (dict(advance_classes=3), dict(advance_classes=1, pointer_window=3),
+                dict(advance_classes=3, pointer_window=3, text_frontend="bytes")):
+        with pytest.raises(ValueError, match="advance_classes"):
+            TTSConfig.tiny(**bad)
+
+
+def test_generation_moves_the_pointer_by_the_sampled_advance():
+    model = _advancing().eval()
+    with torch.no_grad():
+        model.advance_head.weight.zero_()
+        model.advance_head.bias.copy_(torch.tensor([-50.0, -50.0, 50.0, -50.0]))  # always 2
+    text = TextFrontend("phonemes").encode("Hello there", "en")
+    gen = FrameGenerator(model, _prompt(), text, SamplingConfig(max_seconds=1.2, temperature=0.0, steps=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frames = list(gen)
+    assert gen.pointers == [min(1 + 2 * k, len(text)) for k in range(len(frames))]
+
+
+def test_kv_cache_generation_with_an_advance_head_equals_full_recomputation():
+    model = _advancing().eval()
+    text = TextFrontend("phonemes").encode("Hello there", "en")
+    sampling = SamplingConfig(max_seconds=1.2, temperature=0.9, steps=2)
+    runs = []
+    for use_cache in (True, False):
+        gen = FrameGenerator(model, _prompt(), text, sampling, torch.Generator().manual_seed(3), use_cache=use_cache)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            runs.append((Latents.cat(list(gen)), gen.pointers))
+    (a, pa), (b, pb) = runs
+    assert pa == pb and len(set(pa)) > 1
+    assert torch.equal(a.semantic, b.semantic) and torch.equal(a.acoustic_codes, b.acoustic_codes)
 
 
 # ----------------------------------------------------------------------------- generation

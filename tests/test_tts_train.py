@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from codec import FRAME_SIZE, CodecStamp, HybridCodec, Latents, save_latents
+from codec import load as codec_load
 from tts import TTSConfig, load
 from tts.data import DataConfig, LatentPairDataset, collate, read_manifest
 from tts.text import TextFrontend
@@ -63,8 +64,10 @@ def test_pairs_come_from_the_same_speaker_and_depend_only_on_the_seed(corpus):
         assert all(ds.entries[j]["speaker"] == target["speaker"] for j in ds.partners[ds.targets[index]])
         assert ds.targets[index] not in ds.partners[ds.targets[index]]
     a, b, c = ds[(2, 11)], ds[(2, 11)], ds[(2, 12)]
+    assert a.target_pointer is None  # no aligner
     for f in vars(a):
-        assert torch.equal(getattr(a, f), getattr(b, f))
+        if getattr(a, f) is not None:
+            assert torch.equal(getattr(a, f), getattr(b, f))
     assert 5 <= a.prompt_semantic.shape[0] <= 13 and a.prompt_acoustic.shape == (a.prompt_semantic.shape[0], A)
     assert a.target_acoustic.shape == (a.target_semantic.shape[0], A)
     assert a.text[0] == TextFrontend("phonemes").language_token(ds.entries[ds.targets[2]]["lang"])
@@ -139,7 +142,7 @@ def test_task_pins_the_codec_and_starts_from_its_codebook(corpus):
                 _data_config(corpus))
 
 
-def _train(corpus, out: Path, steps: int, resume: bool = False):
+def _train(corpus, out: Path, steps: int, resume: bool = False, extra: tuple[str, ...] = ()):
     overrides = [
         f"trainer.out_dir={out}", f"trainer.max_steps={steps}", "trainer.batch_size=4", "trainer.num_workers=0",
         "trainer.warmup_steps=1", "trainer.lr=0.003", "trainer.log_every=1", "trainer.checkpoint_every=4",
@@ -148,6 +151,7 @@ def _train(corpus, out: Path, steps: int, resume: bool = False):
         "model.num_heads=4", "model.num_kv_heads=2", "model.intermediate_size=64", "model.flow_dim=32",
         "model.flow_layers=1", "model.flow_heads=2", "model.max_positions=256",
         f"data.manifest={corpus['manifest']}", "data.min_prompt_seconds=0.4", "data.max_prompt_seconds=1.0",
+        *extra,
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -185,6 +189,53 @@ def test_training_lowers_the_loss_resumes_and_exports(corpus, tmp_path):
     assert tts_cli.main(["export", str(resumed.checkpoint), str(folder)]) == ExitCode.OUTPUT
     assert (folder / "model.safetensors").read_bytes() == before
     assert tts_cli.main(["export", str(resumed.checkpoint), str(folder), "--overwrite"]) == ExitCode.OK
+
+
+def _with_recogniser(corpus, folder: Path) -> Path:
+    """The corpus codec with a phoneme recogniser added (the same latent space), saved to ``folder``."""
+    from codec import CodecConfig
+    from codec.training.phonemes import NUM_PHONEMES
+
+    torch.manual_seed(5)
+    rec = HybridCodec(CodecConfig.tiny(phoneme_upsample=2, phoneme_classes=NUM_PHONEMES)).eval()
+    missing = rec.load_state_dict(corpus["codec"].state_dict(), strict=False).missing_keys
+    assert all(k.startswith("phonemes.") for k in missing)
+    assert rec.latent_hash == corpus["codec"].latent_hash
+    rec.save(folder)
+    return folder
+
+
+def test_aligned_pointer_data_training_and_generation(corpus, tmp_path):
+    """With an advance head every target comes with its frames' pointer (aligned on the codec's
+    recogniser), training reports the advance loss, and the exported model speaks."""
+    from tts.align import PhonemeAligner
+
+    folder = _with_recogniser(corpus, tmp_path / "codec")
+    aligner = PhonemeAligner(codec_load(folder), len(TextFrontend("phonemes").languages))
+    ds = LatentPairDataset(corpus["manifest"], "train", TextFrontend("phonemes"), _data_config(corpus), 512,
+                           CodecStamp.of(corpus["codec"]), aligner)
+    items = [ds[(i, i)] for i in range(3)]
+    for it in items:
+        p = it.target_pointer
+        assert p.shape == (it.target_semantic.shape[0] + 1,) and p[0] == 1 and p[-1] == it.text.shape[0]
+        assert (p.diff() >= 0).all() and (p[:-1] < it.text.shape[0]).all()
+    batch = collate(items)
+    assert batch.target_pointer.shape == (3, batch.target_semantic.shape[1] + 1)
+
+    with pytest.raises(ValueError, match="phoneme recogniser"):
+        TTSTask(TTSConfig.tiny(semantic_dim=16, codec=str(corpus["codec_dir"]), pointer_window=3, advance_classes=4),
+                _data_config(corpus))
+    result = _train(corpus, tmp_path / "run", 3, extra=(f"model.codec={folder}", "model.pointer_window=3",
+                                                        "model.advance_classes=4"))
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "advance" in log
+    synth = load(export_checkpoint(result.checkpoint, tmp_path / "model"))
+    assert synth.model.advance_head is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        audio = synth.generate("Hello.", "en", torch.randn(3 * 24000) * 0.1, 24000, seed=0,
+                               sampling=synth_sampling())
+    assert audio.dim() == 1 and audio.numel() % FRAME_SIZE == 0
 
 
 def synth_sampling():

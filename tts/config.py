@@ -87,6 +87,13 @@ class TTSConfig(JsonConfig):
     progress_dim: int = 0
     pointer_window: int = 0
     progress_rate: float = 0.7
+    # Aligned pointer (needs ``pointer_window`` and the phoneme front-end): in training the
+    # pointer window sits at the phoneme each target frame really holds (CTC forced alignment
+    # on the codec's phoneme recogniser, :mod:`tts.align`), and an advance head learns from each
+    # frame's state how many symbols the next frame moves on (``advance_classes`` classes: 0
+    # .. ``advance_classes - 1``, the last one for that many or more); generation moves the
+    # pointer by the sampled advance. 0: the pointer follows the constant rate above.
+    advance_classes: int = 0
     # Voice prompt bounds (seconds).
     min_prompt_seconds: float = 1.0
     recommended_min_prompt_seconds: float = 3.0
@@ -116,6 +123,9 @@ class TTSConfig(JsonConfig):
              "progress_dim must be an even count >= 0 and progress_rate > 0"),
             (self.pointer_window >= 0 and (self.pointer_window == 0 or self.pointer_window % 2 == 1),
              f"pointer_window must be 0 or an odd count, got {self.pointer_window}"),
+            (self.advance_classes == 0 or (self.advance_classes >= 2 and self.pointer_window > 0
+                                           and self.text_frontend == "phonemes"),
+             "advance_classes needs >= 2 classes, a pointer_window and the phoneme front-end"),
             (0 < self.min_prompt_seconds <= self.recommended_min_prompt_seconds <= self.max_prompt_seconds,
              "need 0 < min_prompt_seconds <= recommended_min_prompt_seconds <= max_prompt_seconds"),
             (self.max_positions >= 16, "max_positions must be >= 16"),

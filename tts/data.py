@@ -19,6 +19,7 @@ from torch import Tensor
 from codec import FRAME_RATE, CodecStamp, Latents, load_latents, same_latent_space
 from codec import read_manifest as codec_manifest
 
+from .align import PhonemeAligner
 from .model import TTSBatch
 from .text import TextFrontend
 
@@ -63,6 +64,8 @@ class TTSItem:
         prompt_semantic: ``[P]`` int64; prompt_acoustic: ``[P, A]`` float grid values.
         text: ``[L]`` int64 token ids (language tag first).
         target_semantic: ``[N]`` int64; target_acoustic: ``[N, A]`` float grid values.
+        target_pointer: ``[N + 1]`` int64 text index of each target frame, then the text
+            length (from the dataset's aligner; None without one).
     """
 
     prompt_semantic: Tensor
@@ -70,6 +73,7 @@ class TTSItem:
     text: Tensor
     target_semantic: Tensor
     target_acoustic: Tensor
+    target_pointer: Tensor | None = None
 
 
 def read_manifest(path: str | Path) -> list[dict]:
@@ -101,11 +105,13 @@ class LatentPairDataset:
         config: crop lengths.
         max_positions: the backbone's length limit; longer pairs are left out.
         codec: if given, every latent file must be in this codec's latent space.
+        aligner: gives each target its frames' text pointer (models with an advance head).
     """
 
     def __init__(self, manifest: str | Path, split: str, frontend: TextFrontend, config: DataConfig,
-                 max_positions: int, codec: CodecStamp | None = None) -> None:
+                 max_positions: int, codec: CodecStamp | None = None, aligner: PhonemeAligner | None = None) -> None:
         self.root = Path(manifest).parent
+        self.aligner = aligner
         self.config = config
         self.codec = codec
         entries = [e for e in read_manifest(manifest) if e["split"] == split]
@@ -182,6 +188,8 @@ class LatentPairDataset:
             text=torch.tensor(self.texts[target_i], dtype=torch.long),
             target_semantic=target.semantic[0],
             target_acoustic=target.acoustic[0],
+            target_pointer=None if self.aligner is None else self.aligner.pointers(target.semantic[0],
+                                                                                   self.texts[target_i]),
         )
 
 
@@ -209,4 +217,6 @@ def collate(items: list[TTSItem]) -> TTSBatch:
         target_semantic=_pad(target_sem),
         target_acoustic=_pad([it.target_acoustic for it in items]),
         target_lengths=lengths(target_sem),
+        target_pointer=None if any(it.target_pointer is None for it in items)
+        else _pad([it.target_pointer for it in items]),
     )

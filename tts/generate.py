@@ -2,7 +2,8 @@
 
 Each step: the backbone's last hidden state -> a semantic class (code or EOA) from the
 semantic head, and an acoustic vector from the flow sampler, snapped to the FSQ grid;
-the frame is embedded and fed back. ``use_cache=False`` recomputes the whole sequence
+the frame is embedded and fed back. A model with an advance head moves its text pointer
+by the advance sampled from the same state. ``use_cache=False`` recomputes the whole sequence
 every step (slow; the reference the cached path is tested against).
 """
 
@@ -39,7 +40,8 @@ class FrameGenerator:
     """Iterates over generated frames, each a one-frame :class:`codec.Latents` (1920 samples).
 
     After the iteration ends, :attr:`stop_reason` is ``"eoa"`` (the model ended the
-    audio) or ``"max_length"`` (the guard stopped it; a warning is issued too).
+    audio) or ``"max_length"`` (the guard stopped it; a warning is issued too); for a model
+    with an advance head, :attr:`pointers` holds the text index each frame was generated at.
 
     Args:
         model: the TTS network (eval mode).
@@ -69,6 +71,7 @@ class FrameGenerator:
                              f"{self.prefix_length} positions; the model holds {model.config.max_positions}")
         self.max_frames = min(room, max(1, math.ceil(sampling.max_seconds * FRAME_RATE)))
         self.stop_reason: str | None = None
+        self.pointers: list[int] = []  # with an advance head: the text index each frame was told
         self.expected_frames = model.expected_frames(len(text))  # what the place cues spread over
 
     @torch.inference_mode()
@@ -81,6 +84,7 @@ class FrameGenerator:
         embeds = model.prefix_embeddings(prompt.semantic, prompt.acoustic, text)  # [1, S, H]
         cache = model.new_cache() if self.use_cache else None
         h_all = model.run_backbone(embeds, cache=cache)
+        pointer = torch.ones(1, 1, dtype=torch.long, device=dev)  # the text index of the next frame
         for i in range(self.max_frames):
             h = h_all[:, -1]  # [1, H]
             sem = model.sample_semantic(h, s.temperature, s.top_k, allow_eoa=i >= s.min_frames,
@@ -89,13 +93,18 @@ class FrameGenerator:
                 self.stop_reason = "eoa"
                 return
             acoustic = model.sample_acoustic(h, self.sampler, self.generator)  # [1, A]
+            if model.advance_head is not None:
+                self.pointers.append(int(pointer))
+                pointer = pointer + model.sample_advance(h, s.temperature, self.generator)[:, None]
+                pointer = pointer.clamp(max=len(self.text))
             frame = Latents.from_values(sem[None], acoustic[None], FRAME_SIZE, model.config.acoustic_levels)
             yield frame
             if i + 1 == self.max_frames:
                 break
             # Feed back the grid values (what the codec decodes), not the raw ODE output.
             place = torch.tensor([[(i + 1.5) / self.expected_frames]], device=dev)
-            new = model.embed_frames(frame.semantic, frame.acoustic.to(dev), model.frame_cues(text, lengths, place))
+            cues = model.frame_cues(text, lengths, place, pointer)
+            new = model.embed_frames(frame.semantic, frame.acoustic.to(dev), cues)
             if self.use_cache:
                 h_all = model.run_backbone(new, cache=cache)
             else:

@@ -41,6 +41,8 @@ class TTSBatch:
         target_semantic: ``[B, N]`` int64 semantic codes to generate.
         target_acoustic: ``[B, N, A]`` float acoustic grid values to generate.
         target_lengths: ``[B]`` int64.
+        target_pointer: ``[B, N + 1]`` int64 text index of each target frame, then the text
+            length (:class:`~tts.align.PhonemeAligner`); needed by models with an advance head.
     """
 
     prompt_semantic: Tensor
@@ -51,13 +53,14 @@ class TTSBatch:
     target_semantic: Tensor
     target_acoustic: Tensor
     target_lengths: Tensor
+    target_pointer: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
         return self.text.shape[0]
 
     def to(self, device: torch.device | str) -> TTSBatch:
-        return TTSBatch(**{k: v.to(device) for k, v in self.__dict__.items()})
+        return TTSBatch(**{k: None if v is None else v.to(device) for k, v in self.__dict__.items()})
 
 
 @dataclass
@@ -70,6 +73,7 @@ class TTSLoss:
     semantic_accuracy: Tensor  # share of target positions whose argmax is right
     num_frames: int  # target frames in the batch (without the EOA positions)
     align_loss: Tensor | None = None  # CTC of the frame states against the text (when weighted)
+    advance_loss: Tensor | None = None  # cross-entropy of the pointer's advance (with an advance head)
 
 
 def _backbone(config: TTSConfig) -> nn.Module:
@@ -142,6 +146,8 @@ class TTSModel(nn.Module):
         if config.pointer_window:
             self.pointer_proj = nn.Linear(config.pointer_window * h, h, bias=False)
             nn.init.zeros_(self.pointer_proj.weight)
+        # How many text symbols the next frame's pointer moves on (config.advance_classes).
+        self.advance_head = nn.Linear(h, config.advance_classes) if config.advance_classes else None
         # transformers renamed the cache argument (past_key_values -> cache); accept both.
         params = inspect.signature(self.backbone.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -177,12 +183,14 @@ class TTSModel(nn.Module):
         language tag included)."""
         return max(1, round(self.config.progress_rate * (text_length - 1)))
 
-    def frame_cues(self, text: Tensor, text_lengths: Tensor, places: Tensor) -> Tensor | None:
+    def frame_cues(self, text: Tensor, text_lengths: Tensor, places: Tensor,
+                   pointer: Tensor | None = None) -> Tensor | None:
         """The cues added to the inputs that predict frames at ``places [B, T]`` (shares of the
         target, about [0, 1]) for ``text [B, L]`` of ``text_lengths [B]`` tokens -> ``[B, T, H]``:
         the places' progress features, and the embeddings of the ``pointer_window`` text
-        symbols around the one a constant speaking rate would be at (the language tag and
-        places past either end count as nothing). None without cues."""
+        symbols around the pointer: ``pointer [B, T]`` (text indices, up to the length: past
+        the end) with an advance head, otherwise the symbol a constant speaking rate would be
+        at (the language tag and symbols past either end count as nothing). None without cues."""
         out: Tensor | None = None
         if self.frame_progress is not None:
             out = self.frame_progress(self.progress_features(places))
@@ -190,7 +198,12 @@ class TTSModel(nn.Module):
             b, t = places.shape
             lengths = text_lengths.to(places.device)[:, None]  # [B, 1]
             symbols = (lengths - 1).clamp_min(1)
-            at = (1 + (places.float().clamp(0, 1) * symbols).floor().long()).minimum(lengths - 1).clamp_min(1)
+            if self.advance_head is not None:
+                if pointer is None:
+                    raise ValueError("a model with an advance head needs the frames' pointer")
+                at = pointer.to(places.device).minimum(lengths).clamp_min(1)
+            else:
+                at = (1 + (places.float().clamp(0, 1) * symbols).floor().long()).minimum(lengths - 1).clamp_min(1)
             half = self.config.pointer_window // 2
             idx = at[..., None] + torch.arange(-half, half + 1, device=places.device)  # [B, T, W]
             valid = (idx >= 1) & (idx < lengths[..., None])
@@ -211,9 +224,11 @@ class TTSModel(nn.Module):
         return out + self.text_progress(self.progress_features(place).to(out.dtype))
 
     def _audio_token(self, text: Tensor, text_lengths: Tensor, frames: Tensor) -> Tensor:
-        """``[AUDIO]`` for targets of ``frames [B]`` frames -> ``[B, 1, H]`` (it predicts frame 0)."""
+        """``[AUDIO]`` for targets of ``frames [B]`` frames -> ``[B, 1, H]`` (it predicts frame 0,
+        whose pointer is the first symbol)."""
         out = self.embed_special(AUDIO, frames.shape[0])
-        cues = self.frame_cues(text, text_lengths, 0.5 / frames.to(out.device).float().clamp_min(1)[:, None])
+        first = torch.ones(frames.shape[0], 1, dtype=torch.long, device=out.device)
+        cues = self.frame_cues(text, text_lengths, 0.5 / frames.to(out.device).float().clamp_min(1)[:, None], first)
         return out if cues is None else out + cues.to(out.dtype)
 
     def embed_special(self, token: int, batch_size: int = 1) -> Tensor:
@@ -273,11 +288,17 @@ class TTSModel(nn.Module):
         each item's ``[AUDIO]`` token ``[B]``.
         """
         b = batch.batch_size
+        tp = batch.target_pointer
+        if tp is not None and tp.shape != (b, batch.target_semantic.shape[1] + 1):
+            raise ValueError(f"target_pointer must be [B, N + 1] = [{b}, {batch.target_semantic.shape[1] + 1}], "
+                             f"got {tuple(tp.shape)}")
         prompt = self.embed_frames(batch.prompt_semantic, batch.prompt_acoustic)
         n_frames = batch.target_lengths
         places = self.target_places(n_frames, batch.target_semantic.shape[1])
+        # Target frame k's input predicts frame k + 1, so it is told frame k + 1's pointer.
+        pointer = None if batch.target_pointer is None else batch.target_pointer[:, 1:]
         target = self.embed_frames(batch.target_semantic, batch.target_acoustic,
-                                   self.frame_cues(batch.text, batch.text_lengths, places))
+                                   self.frame_cues(batch.text, batch.text_lengths, places, pointer))
         text = self.embed_text(batch.text, batch.text_lengths)
         audio = self._audio_token(batch.text, batch.text_lengths, n_frames)  # [B, 1, H]
         specials = self.special.weight
@@ -334,7 +355,15 @@ class TTSModel(nn.Module):
             align = self._align_loss(h[:, :n_max], n, batch.text, batch.text_lengths)
             total = total + cfg.align_loss_weight * align
             align = align.detach()
-        return TTSLoss(total, sem_loss.detach(), flow.loss.detach(), accuracy.detach(), flow.num_frames, align)
+        advance = None
+        if self.advance_head is not None:
+            # The state predicting frame j also predicts how far frame j + 1's pointer moves.
+            steps = (batch.target_pointer[:, 1:] - batch.target_pointer[:, :-1]).clamp(0, cfg.advance_classes - 1)
+            advance = F.cross_entropy(self.advance_head(h[:, :n_max][frame_valid]).float(), steps[frame_valid])
+            total = total + advance
+            advance = advance.detach()
+        return TTSLoss(total, sem_loss.detach(), flow.loss.detach(), accuracy.detach(), flow.num_frames, align,
+                       advance)
 
     def _align_loss(self, h: Tensor, frames: Tensor, text: Tensor, text_lengths: Tensor) -> Tensor:
         """CTC of the states predicting each target frame ``h [B, N, H]`` against the text's
@@ -360,6 +389,13 @@ class TTSModel(nn.Module):
             logits = logits.masked_fill(logits < kth, float("-inf"))
         probs = logits.softmax(-1)
         return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+    def sample_advance(self, h: Tensor, temperature: float, generator: torch.Generator | None = None) -> Tensor:
+        """Hidden states ``[N, H]`` -> how many symbols the next frame's pointer moves on ``[N]``."""
+        logits = self.advance_head(h).float()
+        if temperature == 0:
+            return logits.argmax(-1)
+        return torch.multinomial((logits / temperature).softmax(-1), 1, generator=generator)[:, 0]
 
     def sample_acoustic(self, h: Tensor, sampler: FlowSampler, generator: torch.Generator | None = None) -> Tensor:
         """Hidden states ``[N, H]`` -> continuous acoustic vectors ``[N, A]`` (not yet on the grid)."""

@@ -18,6 +18,7 @@ from codec import FRAME_RATE, FRAME_SIZE, CodecStamp, HybridCodec, Latents
 from codec import load as load_codec
 from codec.training import StepRunner, TrainingTask, TrainResult, run_training
 
+from .align import PhonemeAligner
 from .config import SamplingConfig, TTSConfig
 from .data import DataConfig, LatentPairDataset, TTSItem, collate
 from .generate import generate_latents
@@ -31,6 +32,8 @@ def _scalars(out: TTSLoss) -> dict[str, float]:
                "semantic_acc": float(out.semantic_accuracy)}
     if out.align_loss is not None:
         scalars["align"] = float(out.align_loss)
+    if out.advance_loss is not None:
+        scalars["advance"] = float(out.advance_loss)
     return scalars
 
 
@@ -39,7 +42,9 @@ class TTSTask(TrainingTask):
 
     The codec is loaded to pin its weights hash into the model config (so latent files
     from another codec are refused), to start the semantic code table from its codebook,
-    and to decode the audio examples logged at validation.
+    to align each target's frames to its phonemes on the codec's phoneme recogniser (models
+    with an advance head, :mod:`tts.align`), and to decode the audio examples logged at
+    validation.
     """
 
     def __init__(self, model_config: TTSConfig, data_config: DataConfig, codec: HybridCodec | None = None) -> None:
@@ -55,6 +60,12 @@ class TTSTask(TrainingTask):
             codes = torch.arange(self.codec.semantic_codebook_size)[None]
             self.model.init_semantic_from_codec(self.codec.semantic_embedding(codes)[0].cpu())
         self.data_config = data_config
+        self.aligner = None
+        if model_config.advance_classes:
+            if self.codec.config.phoneme_upsample == 0:
+                raise ValueError(f"model.advance_classes needs a codec with a phoneme recogniser; "
+                                 f"{model_config.codec!r} has none")
+            self.aligner = PhonemeAligner(self.codec, len(self.model.frontend.languages))
 
     def modules(self) -> dict[str, nn.Module]:
         return {"tts": self.model}
@@ -64,7 +75,7 @@ class TTSTask(TrainingTask):
 
     def _dataset(self, split: str) -> LatentPairDataset:
         return LatentPairDataset(self.data_config.manifest, split, self.model.frontend, self.data_config,
-                                 self.model.config.max_positions, self.codec_stamp)
+                                 self.model.config.max_positions, self.codec_stamp, self.aligner)
 
     def train_dataset(self) -> LatentPairDataset:
         return self._dataset(self.data_config.train_split)
